@@ -1,0 +1,86 @@
+"""The model-artifact manifest: what a trained model directory holds and how to trust it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_FILE = "manifest.json"
+MANIFEST_SCHEMA_VERSION = 1
+
+
+class TaskKind(str, Enum):
+    """The four BERT fine-tuning tasks textroute trains and serves."""
+
+    CLASSIFICATION = "classification"
+    TOKEN_CLASSIFICATION = "token-classification"
+    QUESTION_ANSWERING = "question-answering"
+    PAIR_CLASSIFICATION = "pair-classification"
+
+
+class FileRole(str, Enum):
+    """What a file in the artifact is for, so loaders pick files by role, not by name."""
+
+    WEIGHTS = "weights"
+    CONFIG = "config"
+    TOKENIZER = "tokenizer"
+    LABELS = "labels"
+    TRAINING_CONFIG = "training-config"
+    METRICS = "metrics"
+    ONNX_FP32 = "onnx-fp32"
+    ONNX_INT8 = "onnx-int8"
+    REPORT = "report"
+    OTHER = "other"
+
+
+class FileEntry(BaseModel):
+    """One file of the artifact, with the checksum the loader verifies."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str = Field(description="Path relative to the artifact directory, POSIX separators.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0, description="Size in bytes.")
+    role: FileRole = FileRole.OTHER
+
+
+class DataRef(BaseModel):
+    """Where the training and evaluation data came from, so a run can be repeated."""
+
+    source: str = Field(description="Hub dataset name or local path.")
+    split: str | None = None
+    rows: int | None = Field(default=None, ge=0)
+    columns: list[str] = Field(default_factory=list)
+    sha256: str | None = Field(default=None, description="Checksum of a local data file.")
+
+
+class ModelManifest(BaseModel):
+    """`manifest.json` of a model artifact: task, labels, provenance, metrics and file checksums."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    schema_version: int = MANIFEST_SCHEMA_VERSION
+    name: str = Field(description="Model name, used in routing events.")
+    version: str = Field(description="Artifact version, e.g. a UTC timestamp; the stream reloads on change.")
+    task: TaskKind
+    labels: list[str] = Field(description="Index -> label name; BIO tags for token classification.")
+    base_model: str = Field(description="Hub id or local dir the encoder was fine-tuned from.")
+    max_length: int = Field(gt=0)
+    text_columns: list[str] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    train_data: DataRef | None = None
+    eval_data: DataRef | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict, description="Hyperparameters used.")
+    files: list[FileEntry] = Field(default_factory=list)
+
+    def file_for(self, role: FileRole) -> FileEntry | None:
+        """The first file with this role, or None."""
+        return next((f for f in self.files if f.role == role), None)
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}

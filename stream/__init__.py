@@ -1,0 +1,1 @@
+"""The real-time router: Kafka in, batched inference, routing events out."""

@@ -1,0 +1,1 @@
+"""Fine-tune, evaluate, compare and export BERT-family models as textroute artifacts."""
