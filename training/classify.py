@@ -1,0 +1,131 @@
+"""Train a text classifier end to end: data, fine-tuning, evaluation, baseline, artifact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas import FileRole, ModelManifest, TaskKind
+from training.artifact import new_version, save_artifact
+from training.baseline import train_baseline
+from training.data import LabelledTexts, check_trainable, load_labelled_texts, train_validation_split
+from training.models import DEFAULT_BASE_MODEL
+from training.tasks.classification import ClassificationTask
+from training.trainer import Hyperparameters, fine_tune
+
+log = structlog.get_logger(__name__)
+
+EVAL_DIR = "eval"
+
+
+class ClassifyConfig(BaseSettings):
+    """Everything `textroute train classify` needs; env vars TEXTROUTE_TRAIN_*, CLI flags win."""
+
+    model_config = SettingsConfigDict(env_prefix="TEXTROUTE_TRAIN_", env_nested_delimiter="__")
+
+    data: str = Field(description="Training data: local CSV/TSV/JSONL/parquet or Hub dataset.")
+    split: str | None = "train"
+    eval_data: str | None = Field(None, description="Held-out test data, reported only.")
+    eval_split: str | None = "test"
+    text_columns: list[str] = Field(default_factory=lambda: ["text"])
+    pair_column: str | None = None
+    label_column: str = "label"
+    label_names: list[str] | None = None
+    base_model: str = DEFAULT_BASE_MODEL
+    name: str = "classifier"
+    output: Path = Path("models/classifier")
+    work_dir: Path | None = None
+    validation_fraction: float = Field(0.1, gt=0, lt=0.5)
+    limit: int | None = Field(None, ge=2)
+    eval_limit: int | None = Field(None, ge=1)
+    baseline: bool = True
+    hp_search: int = Field(0, ge=0, description="Optuna trials before the final run.")
+    resume: bool = False
+    metric: str = "accuracy"
+    hp: Hyperparameters = Field(default_factory=Hyperparameters)
+
+
+def load_splits(
+    cfg: ClassifyConfig,
+) -> tuple[LabelledTexts, LabelledTexts, LabelledTexts | None]:
+    """Train and validation (carved from train), and the optional test split."""
+    data = load_labelled_texts(
+        cfg.data, text_columns=cfg.text_columns, label_column=cfg.label_column,
+        pair_column=cfg.pair_column, split=cfg.split, label_names=cfg.label_names, limit=cfg.limit,
+    )
+    check_trainable(data)
+    train, val = train_validation_split(data, fraction=cfg.validation_fraction, seed=cfg.hp.seed)
+    test = None
+    if cfg.eval_data:
+        test = load_labelled_texts(
+            cfg.eval_data, text_columns=cfg.text_columns, label_column=cfg.label_column,
+            pair_column=cfg.pair_column, split=cfg.eval_split, label_names=data.label_names,
+            limit=cfg.eval_limit,
+        )
+    return train, val, test
+
+
+def train_classifier(cfg: ClassifyConfig) -> ModelManifest:
+    """Fine-tune, evaluate on validation (and test when given), compare with the baseline,
+    and write the artifact to `cfg.output`."""
+    train, val, test = load_splits(cfg)
+    task = ClassificationTask(train.label_names, pair=cfg.pair_column is not None, metric=cfg.metric)
+    work_dir = cfg.work_dir or Path("runs") / cfg.name
+    hp = cfg.hp
+    search_records: list[dict[str, Any]] = []
+    if cfg.hp_search:
+        from training.hpsearch import search
+
+        hp, search_records = search(
+            task, train, val, base_model=cfg.base_model, work_dir=work_dir / "hpsearch",
+            base=hp, trials=cfg.hp_search, seed=hp.seed,
+        )
+    result = fine_tune(
+        task, train, val, base_model=cfg.base_model, work_dir=work_dir, hp=hp, resume=cfg.resume
+    )
+    out = cfg.output
+    out.mkdir(parents=True, exist_ok=True)
+    metrics: dict[str, Any] = {
+        "validation": task.evaluate(
+            result.model, result.tokenizer, val, max_length=hp.max_length, out_dir=None
+        ),
+        "train_seconds": result.train_seconds,
+        "train_samples_per_second": result.train_samples_per_second,
+    }
+    if test is not None:
+        metrics["test"] = task.evaluate(
+            result.model, result.tokenizer, test, max_length=hp.max_length,
+            out_dir=out / EVAL_DIR,
+        )
+    if cfg.baseline:
+        metrics["baseline"] = train_baseline(train, val, test).metrics
+    if search_records:
+        metrics["hp_search"] = search_records
+    manifest = ModelManifest(
+        name=cfg.name,
+        version=new_version(),
+        task=task.kind,
+        labels=train.label_names,
+        base_model=cfg.base_model,
+        max_length=hp.max_length,
+        text_columns=[*cfg.text_columns, *([cfg.pair_column] if cfg.pair_column else [])],
+        train_data=train.ref,
+        eval_data=test.ref if test is not None else val.ref,
+        metrics=metrics,
+    )
+    extra = {p: FileRole.REPORT for p in sorted((out / EVAL_DIR).glob("*")) if p.is_file()}
+    training_config = json.loads(cfg.model_dump_json())
+    manifest = save_artifact(
+        out, result.model, result.tokenizer, manifest,
+        training_config=training_config, extra_files=extra,
+    )
+    log.info("train_classifier.saved", output=str(out), version=manifest.version)
+    return manifest
+
+
+__all__ = ["ClassifyConfig", "TaskKind", "train_classifier"]

@@ -1,0 +1,67 @@
+"""Evaluate one or several classifier artifacts on labelled data, with ensembles."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from training.artifact import load_artifact
+from training.data import load_labelled_texts
+from training.errors import ConfigError
+from training.evaluation import majority_vote, predict_proba, report_classification, soft_vote
+
+
+def evaluate_models(
+    models: Sequence[Path],
+    *,
+    data: str,
+    text_columns: list[str] | None,
+    label_column: str,
+    split: str | None,
+    output: Path,
+    limit: int | None = None,
+    batch_size: int = 64,
+) -> dict[str, dict[str, Any]]:
+    """Report each model on `data` into output/NAME, and ensembles when there are several."""
+    if not models:
+        raise ConfigError("give at least one model artifact directory")
+    loaded = [load_artifact(m) for m in models]
+    labels = loaded[0][2].labels
+    for path, (_, _, manifest) in zip(models, loaded, strict=True):
+        if manifest.labels != labels:
+            raise ConfigError(
+                f"{path} has labels {manifest.labels}, {models[0]} has {labels}: "
+                "ensembled models must share one label map"
+            )
+    manifest0 = loaded[0][2]
+    columns = text_columns or manifest0.text_columns[:1] or ["text"]
+    pair_column = manifest0.text_columns[1] if manifest0.task.value == "pair-classification" else None
+    dataset = load_labelled_texts(
+        data, text_columns=columns, label_column=label_column, pair_column=pair_column,
+        split=split, label_names=labels, limit=limit,
+    )
+    results: dict[str, dict[str, Any]] = {}
+    all_probs = []
+    for path, (model, tokenizer, manifest) in zip(models, loaded, strict=True):
+        probs = predict_proba(
+            model, tokenizer, dataset.texts, pairs=dataset.pairs,
+            max_length=manifest.max_length, batch_size=batch_size,
+            progress=f"evaluating {path.name}",
+        )
+        all_probs.append(probs)
+        key = path.name if path.name not in results else str(path)
+        results[key] = report_classification(
+            dataset.texts, dataset.labels, probs, labels, output / key, pairs=dataset.pairs
+        )
+    if len(models) > 1:
+        for name, combine in (("ensemble-soft", soft_vote), ("ensemble-majority", majority_vote)):
+            results[name] = report_classification(
+                dataset.texts, dataset.labels, combine(all_probs), labels, output / name,
+                pairs=dataset.pairs,
+            )
+    output.mkdir(parents=True, exist_ok=True)
+    summary = {k: {m: v[m] for m in ("accuracy", "precision_macro", "recall_macro", "f1_macro")} for k, v in results.items()}
+    (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return results
