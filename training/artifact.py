@@ -47,7 +47,12 @@ def _role(name: str) -> FileRole:
         return FileRole.TRAINING_CONFIG
     if name == METRICS_FILE:
         return FileRole.METRICS
-    if "token" in name or name in ("vocab.txt", "merges.txt", "spm.model", "sentencepiece.bpe.model"):
+    if "token" in name or name in (
+        "vocab.txt",
+        "merges.txt",
+        "spm.model",
+        "sentencepiece.bpe.model",
+    ):
         return FileRole.TOKENIZER
     return FileRole.OTHER
 
@@ -81,7 +86,9 @@ def save_artifact(
     files: dict[Path, FileRole] = {
         p: _role(p.name)
         for p in sorted(root.iterdir())
-        if p.is_file() and p.name != "manifest.json" and not p.name.endswith(".tmp")
+        if p.is_file()
+        and p.name != "manifest.json"
+        and not p.name.endswith(".tmp")
         and _role(p.name) is not FileRole.OTHER
     }
     files.update(extra_files or {})

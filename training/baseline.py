@@ -58,14 +58,18 @@ def train_baseline(
     start = time.perf_counter()
     predicted = model.predict(texts)
     seconds = time.perf_counter() - start
-    metrics = classification_metrics(target.labels, np.asarray(predicted).tolist(), train.label_names)
-    metrics.update({
-        "model": "tfidf-1-2gram+multinomial-nb",
-        "alpha": alpha,
-        "validation_accuracy": float(scores[alpha]),
-        "fit_seconds": fit_seconds,
-        "latency_ms_per_text": 1000.0 * seconds / max(1, len(texts)),
-        "size_bytes": len(pickle.dumps(model)),
-        "evaluated_on": target.ref.split or target.ref.source,
-    })
+    metrics = classification_metrics(
+        target.labels, np.asarray(predicted).tolist(), train.label_names
+    )
+    metrics.update(
+        {
+            "model": "tfidf-1-2gram+multinomial-nb",
+            "alpha": alpha,
+            "validation_accuracy": float(scores[alpha]),
+            "fit_seconds": fit_seconds,
+            "latency_ms_per_text": 1000.0 * seconds / max(1, len(texts)),
+            "size_bytes": len(pickle.dumps(model)),
+            "evaluated_on": target.ref.split or target.ref.source,
+        }
+    )
     return BaselineResult(metrics=metrics, alpha=alpha, model=model)

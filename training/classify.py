@@ -13,7 +13,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from schemas import FileRole, ModelManifest, TaskKind
 from training.artifact import new_version, save_artifact
 from training.baseline import train_baseline
-from training.data import LabelledTexts, check_trainable, load_labelled_texts, train_validation_split
+from training.data import (
+    LabelledTexts,
+    check_trainable,
+    load_labelled_texts,
+    train_validation_split,
+)
 from training.models import DEFAULT_BASE_MODEL
 from training.tasks.classification import ClassificationTask
 from training.trainer import Hyperparameters, fine_tune
@@ -55,16 +60,25 @@ def load_splits(
 ) -> tuple[LabelledTexts, LabelledTexts, LabelledTexts | None]:
     """Train and validation (carved from train), and the optional test split."""
     data = load_labelled_texts(
-        cfg.data, text_columns=cfg.text_columns, label_column=cfg.label_column,
-        pair_column=cfg.pair_column, split=cfg.split, label_names=cfg.label_names, limit=cfg.limit,
+        cfg.data,
+        text_columns=cfg.text_columns,
+        label_column=cfg.label_column,
+        pair_column=cfg.pair_column,
+        split=cfg.split,
+        label_names=cfg.label_names,
+        limit=cfg.limit,
     )
     check_trainable(data)
     train, val = train_validation_split(data, fraction=cfg.validation_fraction, seed=cfg.hp.seed)
     test = None
     if cfg.eval_data:
         test = load_labelled_texts(
-            cfg.eval_data, text_columns=cfg.text_columns, label_column=cfg.label_column,
-            pair_column=cfg.pair_column, split=cfg.eval_split, label_names=data.label_names,
+            cfg.eval_data,
+            text_columns=cfg.text_columns,
+            label_column=cfg.label_column,
+            pair_column=cfg.pair_column,
+            split=cfg.eval_split,
+            label_names=data.label_names,
             limit=cfg.eval_limit,
         )
     return train, val, test
@@ -74,7 +88,9 @@ def train_classifier(cfg: ClassifyConfig) -> ModelManifest:
     """Fine-tune, evaluate on validation (and test when given), compare with the baseline,
     and write the artifact to `cfg.output`."""
     train, val, test = load_splits(cfg)
-    task = ClassificationTask(train.label_names, pair=cfg.pair_column is not None, metric=cfg.metric)
+    task = ClassificationTask(
+        train.label_names, pair=cfg.pair_column is not None, metric=cfg.metric
+    )
     work_dir = cfg.work_dir or Path("runs") / cfg.name
     hp = cfg.hp
     search_records: list[dict[str, Any]] = []
@@ -82,8 +98,14 @@ def train_classifier(cfg: ClassifyConfig) -> ModelManifest:
         from training.hpsearch import search
 
         hp, search_records = search(
-            task, train, val, base_model=cfg.base_model, work_dir=work_dir / "hpsearch",
-            base=hp, trials=cfg.hp_search, seed=hp.seed,
+            task,
+            train,
+            val,
+            base_model=cfg.base_model,
+            work_dir=work_dir / "hpsearch",
+            base=hp,
+            trials=cfg.hp_search,
+            seed=hp.seed,
         )
     result = fine_tune(
         task, train, val, base_model=cfg.base_model, work_dir=work_dir, hp=hp, resume=cfg.resume
@@ -99,7 +121,10 @@ def train_classifier(cfg: ClassifyConfig) -> ModelManifest:
     }
     if test is not None:
         metrics["test"] = task.evaluate(
-            result.model, result.tokenizer, test, max_length=hp.max_length,
+            result.model,
+            result.tokenizer,
+            test,
+            max_length=hp.max_length,
             out_dir=out / EVAL_DIR,
         )
     if cfg.baseline:
@@ -121,8 +146,12 @@ def train_classifier(cfg: ClassifyConfig) -> ModelManifest:
     extra = {p: FileRole.REPORT for p in sorted((out / EVAL_DIR).glob("*")) if p.is_file()}
     training_config = json.loads(cfg.model_dump_json())
     manifest = save_artifact(
-        out, result.model, result.tokenizer, manifest,
-        training_config=training_config, extra_files=extra,
+        out,
+        result.model,
+        result.tokenizer,
+        manifest,
+        training_config=training_config,
+        extra_files=extra,
     )
     log.info("train_classifier.saved", output=str(out), version=manifest.version)
     return manifest

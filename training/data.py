@@ -71,7 +71,11 @@ def _read_local(path: Path) -> pd.DataFrame:
         if suffix in (".tsv", ".txt"):
             # GLUE-style TSVs are unquoted and their sentences contain '"'.
             return pd.read_csv(
-                path, sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False, dtype=object,
+                path,
+                sep="\t",
+                quoting=csv.QUOTE_NONE,
+                keep_default_na=False,
+                dtype=object,
                 encoding="utf-8-sig",
             )
         if suffix == ".jsonl":
@@ -234,6 +238,9 @@ def train_validation_split(
     )
     train, val = data.subset(sorted(train_idx)), data.subset(sorted(val_idx))
     return train, val.__class__(
-        texts=val.texts, labels=val.labels, label_names=val.label_names, pairs=val.pairs,
+        texts=val.texts,
+        labels=val.labels,
+        label_names=val.label_names,
+        pairs=val.pairs,
         ref=val.ref.model_copy(update={"split": f"validation({fraction:g} of train)"}),
     )

@@ -37,31 +37,53 @@ def evaluate_models(
             )
     manifest0 = loaded[0][2]
     columns = text_columns or manifest0.text_columns[:1] or ["text"]
-    pair_column = manifest0.text_columns[1] if manifest0.task.value == "pair-classification" else None
+    pair_column = (
+        manifest0.text_columns[1] if manifest0.task.value == "pair-classification" else None
+    )
     dataset = load_labelled_texts(
-        data, text_columns=columns, label_column=label_column, pair_column=pair_column,
-        split=split, label_names=labels, limit=limit,
+        data,
+        text_columns=columns,
+        label_column=label_column,
+        pair_column=pair_column,
+        split=split,
+        label_names=labels,
+        limit=limit,
     )
     results: dict[str, dict[str, Any]] = {}
     all_probs = []
-    for path, (model, tokenizer, manifest) in zip(models, loaded, strict=True):
+    for position, (path, (model, tokenizer, manifest)) in enumerate(
+        zip(models, loaded, strict=True)
+    ):
         probs = predict_proba(
-            model, tokenizer, dataset.texts, pairs=dataset.pairs,
-            max_length=manifest.max_length, batch_size=batch_size,
+            model,
+            tokenizer,
+            dataset.texts,
+            pairs=dataset.pairs,
+            max_length=manifest.max_length,
+            batch_size=batch_size,
             progress=f"evaluating {path.name}",
         )
         all_probs.append(probs)
-        key = path.name if path.name not in results else str(path)
+        # Report directories live under `output`, keyed by a name unique in this run, so a
+        # model given twice never writes into its own artifact.
+        key = path.name if path.name not in results else f"{path.name}-{position + 1}"
         results[key] = report_classification(
             dataset.texts, dataset.labels, probs, labels, output / key, pairs=dataset.pairs
         )
     if len(models) > 1:
         for name, combine in (("ensemble-soft", soft_vote), ("ensemble-majority", majority_vote)):
             results[name] = report_classification(
-                dataset.texts, dataset.labels, combine(all_probs), labels, output / name,
+                dataset.texts,
+                dataset.labels,
+                combine(all_probs),
+                labels,
+                output / name,
                 pairs=dataset.pairs,
             )
     output.mkdir(parents=True, exist_ok=True)
-    summary = {k: {m: v[m] for m in ("accuracy", "precision_macro", "recall_macro", "f1_macro")} for k, v in results.items()}
+    summary = {
+        k: {m: v[m] for m in ("accuracy", "precision_macro", "recall_macro", "f1_macro")}
+        for k, v in results.items()
+    }
     (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return results

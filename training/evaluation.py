@@ -40,7 +40,9 @@ def predict_proba(
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float64)
     starts = range(0, len(texts), batch_size)
     with torch.inference_mode():
-        for start in track(starts, description=progress or "predicting", enabled=progress is not None):
+        for start in track(
+            starts, description=progress or "predicting", enabled=progress is not None
+        ):
             idx = order[start : start + batch_size]
             batch = tokenizer(
                 [texts[i] for i in idx],
@@ -59,24 +61,30 @@ def classification_metrics(
     gold: Sequence[int], predicted: Sequence[int], label_names: Sequence[str]
 ) -> dict[str, Any]:
     """Accuracy, macro precision/recall/F1, and the per-class report (scikit-learn)."""
-    from sklearn.metrics import accuracy_score, classification_report, precision_recall_fscore_support
+    from sklearn.metrics import (
+        accuracy_score,
+        classification_report,
+        precision_recall_fscore_support,
+    )
 
     labels = list(range(len(label_names)))
     p, r, f, _ = precision_recall_fscore_support(
         gold, predicted, labels=labels, average="macro", zero_division=0
     )
     report = classification_report(
-        gold, predicted, labels=labels, target_names=list(label_names),
-        output_dict=True, zero_division=0,
+        gold,
+        predicted,
+        labels=labels,
+        target_names=list(label_names),
+        output_dict=True,
+        zero_division=0,
     )
     return {
         "accuracy": float(accuracy_score(gold, predicted)),
         "precision_macro": float(p),
         "recall_macro": float(r),
         "f1_macro": float(f),
-        "per_class": {
-            name: {k: float(v) for k, v in report[name].items()} for name in label_names
-        },
+        "per_class": {name: {k: float(v) for k, v in report[name].items()} for name in label_names},
         "rows": len(gold),
     }
 
@@ -94,8 +102,13 @@ def plot_confusion(
     size = max(4.0, 1.1 * len(label_names))
     fig, ax = plt.subplots(figsize=(size + 1, size))
     ConfusionMatrixDisplay.from_predictions(
-        gold, predicted, labels=list(range(len(label_names))),
-        display_labels=list(label_names), ax=ax, colorbar=False, cmap="Blues",
+        gold,
+        predicted,
+        labels=list(range(len(label_names))),
+        display_labels=list(label_names),
+        ax=ax,
+        colorbar=False,
+        cmap="Blues",
         xticks_rotation=45,
     )
     ax.set_title("Confusion matrix (rows: gold)")
@@ -119,12 +132,20 @@ def write_misclassified(
     wrong.sort(key=lambda i: -probs[i, predicted[i]])
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["row", "text", *(["text_pair"] if pairs else []), "gold", "predicted", "confidence"])
+        writer.writerow(
+            ["row", "text", *(["text_pair"] if pairs else []), "gold", "predicted", "confidence"]
+        )
         for i in wrong:
-            writer.writerow([
-                i, texts[i], *([pairs[i]] if pairs else []),
-                label_names[gold[i]], label_names[predicted[i]], f"{probs[i, predicted[i]]:.4f}",
-            ])
+            writer.writerow(
+                [
+                    i,
+                    texts[i],
+                    *([pairs[i]] if pairs else []),
+                    label_names[gold[i]],
+                    label_names[predicted[i]],
+                    f"{probs[i, predicted[i]]:.4f}",
+                ]
+            )
     return len(wrong)
 
 

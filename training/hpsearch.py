@@ -8,8 +8,8 @@ from typing import Any
 
 import structlog
 
-from training.trainer import Hyperparameters, fine_tune
 from training.tasks.base import Task
+from training.trainer import Hyperparameters, fine_tune
 
 log = structlog.get_logger(__name__)
 
@@ -48,8 +48,13 @@ def search(
     def objective(trial: optuna.Trial) -> float:
         hp = base.model_copy(update=space(trial))
         result = fine_tune(
-            task, train_data, val_data, base_model=base_model,
-            work_dir=work_dir / f"trial-{trial.number}", hp=hp, tensorboard=False,
+            task,
+            train_data,
+            val_data,
+            base_model=base_model,
+            work_dir=work_dir / f"trial-{trial.number}",
+            hp=hp,
+            tensorboard=False,
         )
         score = result.best_metrics[task.metric_for_best]
         records.append({"trial": trial.number, "params": trial.params, task.metric_for_best: score})

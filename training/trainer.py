@@ -36,7 +36,9 @@ class Hyperparameters(BaseModel):
     scheduler: str = "linear"
     max_length: int = Field(128, ge=8, le=8192)
     early_stopping_patience: int | None = Field(2, ge=1)
-    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps; None: each epoch.")
+    eval_steps: int | None = Field(
+        None, ge=1, description="Evaluate every N steps; None: each epoch."
+    )
     precision: Precision = "auto"
     seed: int = 42
     threads: int = Field(0, ge=0, description="torch intra-op threads; 0 leaves torch's default.")
@@ -170,8 +172,12 @@ def fine_tune(
         optimizers=(optimizer, None),
     )
     log.info(
-        "fine_tune.start", task=task.kind.value, base_model=base_model,
-        train_rows=len(train_ds), val_rows=len(val_ds), **hp.model_dump(),
+        "fine_tune.start",
+        task=task.kind.value,
+        base_model=base_model,
+        train_rows=len(train_ds),
+        val_rows=len(val_ds),
+        **hp.model_dump(),
     )
     start = time.perf_counter()
     checkpoint = _last_checkpoint(work_dir / "checkpoints") if resume else None

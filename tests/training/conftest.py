@@ -9,10 +9,51 @@ from pathlib import Path
 import pytest
 
 TOPICS = {
-    "Sports": ["game", "team", "win", "season", "coach", "player", "score", "match", "league", "cup"],
-    "Business": ["market", "stock", "shares", "profit", "bank", "price", "oil", "company", "deal", "sales"],
-    "World": ["war", "president", "minister", "election", "police", "government", "troops", "talks"],
-    "Sci/Tech": ["software", "internet", "computer", "space", "nasa", "science", "chip", "phone", "web"],
+    "Sports": [
+        "game",
+        "team",
+        "win",
+        "season",
+        "coach",
+        "player",
+        "score",
+        "match",
+        "league",
+        "cup",
+    ],
+    "Business": [
+        "market",
+        "stock",
+        "shares",
+        "profit",
+        "bank",
+        "price",
+        "oil",
+        "company",
+        "deal",
+        "sales",
+    ],
+    "World": [
+        "war",
+        "president",
+        "minister",
+        "election",
+        "police",
+        "government",
+        "troops",
+        "talks",
+    ],
+    "Sci/Tech": [
+        "software",
+        "internet",
+        "computer",
+        "space",
+        "nasa",
+        "science",
+        "chip",
+        "phone",
+        "web",
+    ],
 }
 FILLER = ["the", "a", "of", "to", "in", "and", "is", "on", "for", "with", "at", "by", "from"]
 
@@ -26,7 +67,9 @@ def make_rows(n: int, seed: int = 0) -> list[dict[str, str]]:
         label = names[i % len(names)]
         words = rng.sample(TOPICS[label], 4) + rng.sample(FILLER, 3)
         rng.shuffle(words)
-        rows.append({"title": " ".join(words[:3]), "description": " ".join(words[3:]), "label": label})
+        rows.append(
+            {"title": " ".join(words[:3]), "description": " ".join(words[3:]), "label": label}
+        )
     return rows
 
 
@@ -45,5 +88,7 @@ def topic_csv(tmp_path: Path) -> Path:
 @pytest.fixture
 def topic_test_jsonl(tmp_path: Path) -> Path:
     path = tmp_path / "topics_test.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in make_rows(80, seed=1)) + "\n", encoding="utf-8")
+    path.write_text(
+        "\n".join(json.dumps(r) for r in make_rows(80, seed=1)) + "\n", encoding="utf-8"
+    )
     return path

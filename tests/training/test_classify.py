@@ -35,7 +35,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_base_model: Path) -> 
         base_model=str(tiny_base_model),
         output=root / "artifact",
         work_dir=root / "run",
-        hp=Hyperparameters(learning_rate=3e-3, epochs=6, batch_size=16, layer_decay=0.9, early_stopping_patience=None),
+        hp=Hyperparameters(
+            learning_rate=3e-3,
+            epochs=6,
+            batch_size=16,
+            layer_decay=0.9,
+            early_stopping_patience=None,
+        ),
     )
     train_classifier(cfg)
     return root
@@ -79,11 +85,16 @@ def test_loaded_artifact_predicts_like_the_saved_model(trained: Path) -> None:
 def test_ensemble_evaluation_reports_members_and_both_votes(trained: Path, tmp_path: Path) -> None:
     art = trained / "artifact"
     results = evaluate_models(
-        [art, art], data=str(trained / "test.csv"), text_columns=["title", "description"],
-        label_column="label", split=None, output=tmp_path / "ev",
+        [art, art],
+        data=str(trained / "test.csv"),
+        text_columns=["title", "description"],
+        label_column="label",
+        split=None,
+        output=tmp_path / "ev",
     )
     assert {"ensemble-soft", "ensemble-majority"} <= set(results)
     # Two identical members: both votes must equal the member's accuracy.
+    assert {"artifact", "artifact-2"} <= set(results)  # a model given twice gets its own report
     member = results["artifact"]["accuracy"]
     assert results["ensemble-soft"]["accuracy"] == pytest.approx(member)
     assert results["ensemble-majority"]["accuracy"] == pytest.approx(member)
@@ -99,17 +110,19 @@ def test_corrupt_weights_fail_checksum_verification(trained: Path, tmp_path: Pat
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
-    with pytest.raises(ChecksumMismatch, match="model.safetensors is corrupt"):
+    with pytest.raises(ChecksumMismatch, match=r"model\.safetensors is corrupt"):
         load_artifact(copy)
 
 
-def test_missing_artifact_file_and_missing_manifest_are_named(trained: Path, tmp_path: Path) -> None:
+def test_missing_artifact_file_and_missing_manifest_are_named(
+    trained: Path, tmp_path: Path
+) -> None:
     import shutil
 
     copy = tmp_path / "copy"
     shutil.copytree(trained / "artifact", copy)
     (copy / "tokenizer.json").unlink()
-    with pytest.raises(ArtifactFileMissing, match="tokenizer.json"):
+    with pytest.raises(ArtifactFileMissing, match=r"tokenizer\.json"):
         read_manifest(copy)
     with pytest.raises(ManifestMissing, match="not a textroute model artifact"):
         read_manifest(tmp_path)

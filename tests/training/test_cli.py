@@ -22,7 +22,11 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         ("text,label\na,x\nb,y\n", ["-t", "body"], "column(s) 'body' not found"),
         ("text,label\na,x\n ,y\n", [], "empty text"),
         ("text,label\na,x\nb,x\nc,x\n", [], "one class only"),
-        ("text,label\na,x\nb,Weather\n", ["--label-names", "x,y"], "'Weather', which is not in the label map"),
+        (
+            "text,label\na,x\nb,Weather\n",
+            ["--label-names", "x,y"],
+            "'Weather', which is not in the label map",
+        ),
     ],
     ids=["missing-file", "missing-column", "empty-text", "one-class", "unknown-label"],
 )

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from training.data import check_trainable, load_labelled_texts, train_validation_split
-from training.errors import ColumnNotFound, DataError, DataFileNotFound, EmptyText, TooFewClasses, UnknownLabel
+from training.errors import (
+    ColumnNotFound,
+    DataError,
+    DataFileNotFound,
+    EmptyText,
+    TooFewClasses,
+    UnknownLabel,
+)
 
 
 def test_csv_joins_text_columns_and_maps_string_labels(topic_csv: Path) -> None:
@@ -21,7 +28,9 @@ def test_csv_joins_text_columns_and_maps_string_labels(topic_csv: Path) -> None:
 
 def test_jsonl_with_given_label_names_keeps_their_order(topic_test_jsonl: Path) -> None:
     names = ["World", "Sports", "Business", "Sci/Tech"]
-    data = load_labelled_texts(str(topic_test_jsonl), text_columns=["description"], label_names=names)
+    data = load_labelled_texts(
+        str(topic_test_jsonl), text_columns=["description"], label_names=names
+    )
     assert data.label_names == names
     assert {data.label_names[i] for i in data.labels} == set(names)
 
@@ -29,16 +38,20 @@ def test_jsonl_with_given_label_names_keeps_their_order(topic_test_jsonl: Path) 
 def test_integer_labels_index_label_names(tmp_path: Path) -> None:
     path = tmp_path / "ints.csv"
     path.write_text("label,title,description\n2,,oil price up\n0,,war talks\n", encoding="utf-8")
-    data = load_labelled_texts(str(path), text_columns=["title", "description"], label_names=["World", "Sports", "Business"])
+    data = load_labelled_texts(
+        str(path),
+        text_columns=["title", "description"],
+        label_names=["World", "Sports", "Business"],
+    )
     assert data.labels == [2, 0]
     assert data.texts == ["oil price up", "war talks"]  # empty title adds no separator
 
 
 def test_tsv_reads_unquoted_glue_style_rows(tmp_path: Path) -> None:
     path = tmp_path / "dev.tsv"
-    path.write_text('sentence\tlabel\nit \'s a " charming journey\t1\nbleak\t0\n', encoding="utf-8")
+    path.write_text("sentence\tlabel\nit 's a \" charming journey\t1\nbleak\t0\n", encoding="utf-8")
     data = load_labelled_texts(str(path), text_columns=["sentence"])
-    assert data.texts[0] == 'it \'s a " charming journey'
+    assert data.texts[0] == "it 's a \" charming journey"
     assert data.labels == [1, 0]
 
 
@@ -63,7 +76,7 @@ def test_missing_column_names_the_column_and_the_available_ones(topic_csv: Path)
 def test_empty_text_names_the_rows(tmp_path: Path) -> None:
     path = tmp_path / "e.csv"
     path.write_text("text,label\nfine,a\n  ,b\n", encoding="utf-8")
-    with pytest.raises(EmptyText, match="1 row.*rows 2"):
+    with pytest.raises(EmptyText, match=r"1 row.*rows 2"):
         load_labelled_texts(str(path), text_columns=["text"])
 
 

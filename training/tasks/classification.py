@@ -50,7 +50,9 @@ class ClassificationTask:
                 batch["text"], batch.get("text_pair"), truncation=True, max_length=max_length
             )
 
-        encoded = ds.map(tokenize, batched=True, remove_columns=[c for c in columns if c != "label"])
+        encoded = ds.map(
+            tokenize, batched=True, remove_columns=[c for c in columns if c != "label"]
+        )
         return encoded.rename_column("label", "labels")
 
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
@@ -68,7 +70,14 @@ class ClassificationTask:
         return {
             "accuracy": float(accuracy_score(gold, predicted)),
             "f1_macro": float(f1_score(gold, predicted, average="macro", zero_division=0)),
-            "f1": float(f1_score(gold, predicted, average="binary" if len(self.label_names) == 2 else "macro", zero_division=0)),
+            "f1": float(
+                f1_score(
+                    gold,
+                    predicted,
+                    average="binary" if len(self.label_names) == 2 else "macro",
+                    zero_division=0,
+                )
+            ),
             "matthews_correlation": float(matthews_corrcoef(gold, predicted)),
         }
 
@@ -82,12 +91,21 @@ class ClassificationTask:
         out_dir: Path | None,
     ) -> dict[str, Any]:
         probs = predict_proba(
-            model, tokenizer, data.texts, pairs=data.pairs if self.pair else None,
-            max_length=max_length, progress="evaluating",
+            model,
+            tokenizer,
+            data.texts,
+            pairs=data.pairs if self.pair else None,
+            max_length=max_length,
+            progress="evaluating",
         )
         return report_classification(
-            data.texts, data.labels, probs, self.label_names, out_dir,
-            pairs=data.pairs if self.pair else None, extra=glue_metrics(data.labels, probs),
+            data.texts,
+            data.labels,
+            probs,
+            self.label_names,
+            out_dir,
+            pairs=data.pairs if self.pair else None,
+            extra=glue_metrics(data.labels, probs),
         )
 
 

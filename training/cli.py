@@ -1,0 +1,212 @@
+"""`textroute train ...` and `textroute evaluate`: the training package's commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from training.models import DEFAULT_BASE_MODEL
+
+console = Console(stderr=True)
+train_app = typer.Typer(
+    help="Fine-tune a model and write a versioned artifact.", no_args_is_help=True
+)
+
+Opt = typer.Option
+
+
+def _split_csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@train_app.command("classify")
+def classify_command(
+    data: Annotated[
+        str, typer.Argument(help="Training data: CSV/TSV/JSONL/parquet file or Hub dataset name.")
+    ],
+    text_column: Annotated[
+        str, Opt("--text-column", "-t", help="Text column(s), comma-separated; joined.")
+    ] = "text",
+    label_column: Annotated[str, Opt(help="Label column.")] = "label",
+    pair_column: Annotated[
+        str | None, Opt(help="Second text column for sentence-pair tasks.")
+    ] = None,
+    label_names: Annotated[
+        str | None, Opt(help="Names for integer labels 0..N-1, comma-separated.")
+    ] = None,
+    eval_data: Annotated[
+        str | None,
+        Opt("--eval-data", help="Held-out test data (reported, never used to select)."),
+    ] = None,
+    split: Annotated[str | None, Opt(help="Split of a Hub dataset for training.")] = "train",
+    eval_split: Annotated[str | None, Opt(help="Split of a Hub dataset for --eval-data.")] = "test",
+    base_model: Annotated[
+        str, Opt(help="Hub id or local dir; default: offline MiniLM.")
+    ] = DEFAULT_BASE_MODEL,
+    output: Annotated[Path, Opt("--output", "-o", help="Artifact directory to write.")] = Path(
+        "models/classifier"
+    ),
+    name: Annotated[str, Opt(help="Model name recorded in the manifest.")] = "classifier",
+    work_dir: Annotated[
+        Path | None, Opt(help="Checkpoints and TensorBoard logs; default runs/NAME.")
+    ] = None,
+    epochs: Annotated[float, Opt(help="Training epochs.")] = 3.0,
+    lr: Annotated[float, Opt("--lr", help="Peak learning rate.")] = 5e-5,
+    batch_size: Annotated[int, Opt(help="Per-device batch size.")] = 32,
+    grad_accum: Annotated[int, Opt(help="Gradient accumulation steps.")] = 1,
+    warmup_ratio: Annotated[float, Opt(help="Linear warmup as a fraction of steps.")] = 0.1,
+    weight_decay: Annotated[float, Opt(help="AdamW weight decay.")] = 0.01,
+    max_grad_norm: Annotated[float, Opt(help="Gradient clipping norm.")] = 1.0,
+    layer_decay: Annotated[float | None, Opt(help="Layer-wise lr decay factor, e.g. 0.9.")] = None,
+    label_smoothing: Annotated[float, Opt(help="Label smoothing factor.")] = 0.0,
+    max_length: Annotated[int, Opt(help="Max tokens per text (dynamic padding below it).")] = 128,
+    patience: Annotated[int, Opt(help="Early-stopping patience in evaluations; 0 disables.")] = 2,
+    eval_steps: Annotated[
+        int | None, Opt(help="Evaluate every N steps instead of each epoch.")
+    ] = None,
+    precision: Annotated[str, Opt(help="auto|fp32|fp16|bf16 (fp16/bf16 need a GPU).")] = "auto",
+    seed: Annotated[int, Opt(help="Random seed.")] = 42,
+    threads: Annotated[int, Opt(help="CPU threads for torch; 0 = default.")] = 0,
+    limit: Annotated[int | None, Opt(help="Use only the first N training rows.")] = None,
+    eval_limit: Annotated[int | None, Opt(help="Use only the first N test rows.")] = None,
+    max_steps: Annotated[int, Opt(help="Stop after N optimizer steps (smoke runs).")] = -1,
+    hp_search: Annotated[int, Opt("--hp-search", help="Optuna trials before the final run.")] = 0,
+    baseline: Annotated[bool, Opt(help="Also train the TF-IDF + Naive Bayes baseline.")] = True,
+    resume: Annotated[bool, Opt(help="Resume from the last checkpoint in the work dir.")] = False,
+) -> None:
+    """Fine-tune a sequence (or sentence-pair) classifier and write its artifact."""
+    from training.classify import ClassifyConfig, train_classifier
+    from training.trainer import Hyperparameters
+
+    hp = Hyperparameters(
+        learning_rate=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        gradient_accumulation=grad_accum,
+        warmup_ratio=warmup_ratio,
+        weight_decay=weight_decay,
+        max_grad_norm=max_grad_norm,
+        layer_decay=layer_decay,
+        label_smoothing=label_smoothing,
+        max_length=max_length,
+        early_stopping_patience=patience or None,
+        eval_steps=eval_steps,
+        precision=precision,  # type: ignore[arg-type]
+        seed=seed,
+        threads=threads,
+        max_steps=max_steps,
+    )
+    cfg = ClassifyConfig(
+        data=data,
+        split=split,
+        eval_data=eval_data,
+        eval_split=eval_split,
+        text_columns=_split_csv(text_column) or ["text"],
+        pair_column=pair_column,
+        label_column=label_column,
+        label_names=_split_csv(label_names),
+        base_model=base_model,
+        name=name,
+        output=output,
+        work_dir=work_dir,
+        limit=limit,
+        eval_limit=eval_limit,
+        baseline=baseline,
+        hp_search=hp_search,
+        resume=resume,
+        hp=hp,
+    )
+    manifest = train_classifier(cfg)
+    print_summary(manifest.metrics, title=f"{manifest.name} {manifest.version} -> {output}")
+
+
+def print_summary(metrics: dict[str, Any], *, title: str) -> None:
+    """A table of the headline figures of a training run."""
+    table = Table(title=title)
+    table.add_column("model")
+    table.add_column("split")
+    for col in ("accuracy", "precision_macro", "recall_macro", "f1_macro"):
+        table.add_column(col, justify="right")
+    for key, label in (
+        ("validation", "fine-tuned"),
+        ("test", "fine-tuned"),
+        ("baseline", "tfidf+nb"),
+    ):
+        m = metrics.get(key)
+        if not m:
+            continue
+        split = key if key != "baseline" else str(m.get("evaluated_on", ""))
+        table.add_row(
+            label,
+            split,
+            *(
+                f"{100 * m[c]:.2f}"
+                for c in ("accuracy", "precision_macro", "recall_macro", "f1_macro")
+            ),
+        )
+    Console().print(table)
+
+
+def evaluate_command(
+    models: Annotated[list[Path], typer.Argument(help="Artifact dir(s); several are ensembled.")],
+    data: Annotated[str, Opt("--data", help="Labelled data to evaluate on.")],
+    text_column: Annotated[
+        str | None, Opt("--text-column", "-t", help="Text column(s); default: the manifest's.")
+    ] = None,
+    label_column: Annotated[str, Opt(help="Label column.")] = "label",
+    split: Annotated[str | None, Opt(help="Split of a Hub dataset.")] = "test",
+    output: Annotated[Path, Opt("--output", "-o", help="Report directory.")] = Path("reports/eval"),
+    limit: Annotated[int | None, Opt(help="Only the first N rows.")] = None,
+    batch_size: Annotated[int, Opt(help="Inference batch size.")] = 64,
+) -> None:
+    """Evaluate artifact(s): metrics, per-class report, confusion matrix, misclassified rows.
+
+    With several models, each is reported and so are their soft-voting and majority-voting
+    ensembles.
+    """
+    from training.evaluate_cli import evaluate_models
+
+    results = evaluate_models(
+        models,
+        data=data,
+        text_columns=_split_csv(text_column),
+        label_column=label_column,
+        split=split,
+        output=output,
+        limit=limit,
+        batch_size=batch_size,
+    )
+    table = Table(title=f"evaluation on {data}")
+    table.add_column("model")
+    for col in ("accuracy", "precision_macro", "recall_macro", "f1_macro"):
+        table.add_column(col, justify="right")
+    for name, m in results.items():
+        table.add_row(
+            name,
+            *(
+                f"{100 * m[c]:.2f}"
+                for c in ("accuracy", "precision_macro", "recall_macro", "f1_macro")
+            ),
+        )
+    Console().print(table)
+    console.print(
+        f"reports written to {output}/ (metrics.json, confusion_matrix.png, misclassified.csv)"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `train` and `evaluate` to the textroute CLI."""
+    from training.tasks_cli import register_tasks
+
+    register_tasks(train_app, app)
+    app.add_typer(train_app, name="train")
+    app.command("evaluate")(evaluate_command)
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=str)

@@ -1,0 +1,51 @@
+"""The IOB2 tag scheme: tag validation, IOB1 repair and the label set of a tagged corpus."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+OUTSIDE = "O"
+
+
+def split_tag(tag: str) -> tuple[str, str]:
+    """('B', 'PER') for 'B-PER', ('O', '') for 'O'; raises ValueError for anything else."""
+    if tag == OUTSIDE:
+        return OUTSIDE, ""
+    prefix, sep, kind = tag.partition("-")
+    if not sep or prefix not in ("B", "I") or not kind:
+        raise ValueError(f"{tag!r} is not a BIO tag: expected 'O', 'B-TYPE' or 'I-TYPE'")
+    return prefix, kind
+
+
+def is_bio_tag(tag: str) -> bool:
+    """Whether `tag` is 'O', 'B-TYPE' or 'I-TYPE'."""
+    try:
+        split_tag(tag)
+    except ValueError:
+        return False
+    return True
+
+
+def to_iob2(tags: Sequence[str]) -> tuple[list[str], int]:
+    """Rewrite IOB1 (an entity may open with I-) as IOB2; returns the tags and how many changed.
+
+    An I-X that does not continue an X entity opens one, so it becomes B-X.
+    """
+    out: list[str] = []
+    changed = 0
+    previous = ""
+    for tag in tags:
+        prefix, kind = split_tag(tag)
+        if prefix == "I" and previous != kind:
+            tag = f"B-{kind}"
+            changed += 1
+        out.append(tag)
+        previous = kind
+    return out, changed
+
+
+def bio_label_set(tags: Iterable[str]) -> list[str]:
+    """'O' then B-/I- of every entity type seen, types sorted; both prefixes of each type
+    are included so the model can predict a continuation even if the data never shows one."""
+    kinds = sorted({split_tag(t)[1] for t in tags} - {""})
+    return [OUTSIDE, *(f"{p}-{k}" for k in kinds for p in ("B", "I"))]

@@ -1,0 +1,296 @@
+"""Token classification (NER): BIO tags per word, subword alignment, sliding windows, seqeval."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase
+
+from schemas import Entity, TaskKind
+from training.formats.tagged import TaggedSentences
+from training.tasks._bio import (
+    IGNORE_INDEX,
+    align_labels,
+    continuation_ids,
+    first_subwords,
+)
+from training.tasks._ner_eval import report_ner, seqeval_scores
+
+DEFAULT_STRIDE = 32
+
+
+def window_stride(max_length: int, stride: int) -> int:
+    """Overlap between windows of a long sentence; kept below a quarter of the window so each
+    window still moves forward by most of its length."""
+    return max(0, min(stride, (max_length - 3) // 4))
+
+
+@dataclass(frozen=True)
+class WordPredictions:
+    """Per-word tag ids and probabilities of one sentence."""
+
+    tags: list[int]
+    scores: list[float]
+    #: Words the tokenizer turned into no subword (e.g. a lone control character): tagged O.
+    unseen: int = 0
+
+
+def _centrality(position: int, first: int, last: int) -> int:
+    """How far a token is from its window's edges: predictions in the middle of a window see
+    context on both sides, so they are preferred among overlapping windows."""
+    return min(position - first, last - position)
+
+
+class TokenClassificationTask:
+    """Encoder + linear head per token; each word is labelled on its first subword.
+
+    Sentences longer than `max_length` subwords become overlapping windows (`stride` tokens
+    of overlap) rather than being truncated, and at prediction time each word takes the
+    window where it sits most centrally.
+    """
+
+    kind = TaskKind.TOKEN_CLASSIFICATION
+    metric_for_best = "f1"
+
+    def __init__(
+        self,
+        label_names: Sequence[str],
+        *,
+        label_all_subwords: bool = False,
+        stride: int = DEFAULT_STRIDE,
+    ) -> None:
+        self.label_names = list(label_names)
+        self.label_all_subwords = label_all_subwords
+        self.stride = stride
+        self._continuation = continuation_ids(self.label_names)
+
+    def build_model(self, base_model: str) -> PreTrainedModel:
+        from transformers import AutoModelForTokenClassification
+
+        model: PreTrainedModel = AutoModelForTokenClassification.from_pretrained(
+            base_model,
+            num_labels=len(self.label_names),
+            id2label=dict(enumerate(self.label_names)),
+            label2id={name: i for i, name in enumerate(self.label_names)},
+        )
+        return model
+
+    def _tokenize(
+        self, tokenizer: PreTrainedTokenizerBase, tokens: list[list[str]], max_length: int
+    ) -> Any:
+        return tokenizer(
+            tokens,
+            is_split_into_words=True,
+            truncation=True,
+            max_length=max_length,
+            stride=window_stride(max_length, self.stride),
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
+
+    def encode(
+        self, tokenizer: PreTrainedTokenizerBase, data: TaggedSentences, max_length: int
+    ) -> Any:
+        import datasets
+
+        ds = datasets.Dataset.from_dict({"tokens": data.tokens, "tags": data.tags})
+        continuation = self._continuation if self.label_all_subwords else None
+
+        def tokenize(batch: dict[str, list[Any]]) -> Any:
+            enc = self._tokenize(tokenizer, batch["tokens"], max_length)
+            labels = []
+            for window, sentence in enumerate(enc["overflow_to_sample_mapping"]):
+                labels.append(
+                    align_labels(
+                        enc.word_ids(window),
+                        enc["offset_mapping"][window],
+                        batch["tags"][sentence],
+                        continuation=continuation,
+                    )
+                )
+            enc["labels"] = labels
+            enc.pop("offset_mapping")
+            enc.pop("overflow_to_sample_mapping")
+            return enc
+
+        return ds.map(tokenize, batched=True, remove_columns=ds.column_names)
+
+    def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
+        from transformers import DataCollatorForTokenClassification
+
+        return DataCollatorForTokenClassification(tokenizer)
+
+    def compute_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
+        """Entity-level seqeval scores over the labelled positions of each window (the
+        trainer's quick view; `evaluate` scores whole sentences word by word)."""
+        logits = prediction.predictions
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        predicted = np.asarray(logits).argmax(axis=-1)
+        gold = np.asarray(prediction.label_ids)
+        gold_tags: list[list[str]] = []
+        pred_tags: list[list[str]] = []
+        for gold_row, pred_row in zip(gold, predicted, strict=True):
+            keep = gold_row != IGNORE_INDEX
+            gold_tags.append([self.label_names[i] for i in gold_row[keep]])
+            pred_tags.append([self.label_names[i] for i in pred_row[keep]])
+        scores = seqeval_scores(gold_tags, pred_tags)
+        return {k: scores[k] for k in ("precision", "recall", "f1", "accuracy")}
+
+    def predict_words(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        tokens: list[list[str]],
+        *,
+        max_length: int,
+        batch_size: int = 64,
+        progress: str | None = None,
+    ) -> list[WordPredictions]:
+        """Tag each word of pre-split sentences (the label of its first subword)."""
+        enc = self._tokenize(tokenizer, tokens, max_length)
+        probs = _window_probs(model, tokenizer, enc, batch_size=batch_size, progress=progress)
+        best: list[dict[int, tuple[int, int, float]]] = [{} for _ in tokens]
+        for window, sentence in enumerate(enc["overflow_to_sample_mapping"]):
+            word_ids = enc.word_ids(window)
+            content = [p for p, w in enumerate(word_ids) if w is not None]
+            if not content:
+                continue
+            for word, position in first_subwords(word_ids, enc["offset_mapping"][window]).items():
+                rank = _centrality(position, content[0], content[-1])
+                row = probs[window][position]
+                tag = int(row.argmax())
+                if word not in best[sentence] or rank > best[sentence][word][0]:
+                    best[sentence][word] = (rank, tag, float(row[tag]))
+        out = []
+        for sentence, words in enumerate(tokens):
+            found = best[sentence]
+            out.append(
+                WordPredictions(
+                    tags=[found[w][1] if w in found else 0 for w in range(len(words))],
+                    scores=[found[w][2] if w in found else 0.0 for w in range(len(words))],
+                    unseen=sum(1 for w in range(len(words)) if w not in found),
+                )
+            )
+        return out
+
+    def evaluate(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        data: TaggedSentences,
+        *,
+        max_length: int,
+        out_dir: Path | None,
+    ) -> dict[str, Any]:
+        """Word-level tags of whole sentences scored with seqeval: overall and per-type
+        precision/recall/F1, a per-type confusion summary and the misclassified sentences."""
+        predictions = self.predict_words(
+            model, tokenizer, data.tokens, max_length=max_length, progress="evaluating"
+        )
+        gold = [data.tag_names(i) for i in range(len(data))]
+        predicted = [[self.label_names[t] for t in p.tags] for p in predictions]
+        metrics = report_ner(data.tokens, gold, predicted, self.label_names, out_dir)
+        metrics["words_without_subwords"] = sum(p.unseen for p in predictions)
+        return metrics
+
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def _window_probs(
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    enc: Any,
+    *,
+    batch_size: int,
+    progress: str | None,
+) -> list[FloatArray]:
+    """Softmax per token of every window, batched by length to keep padding small."""
+    import torch
+
+    from training._progress import track
+
+    model.eval()
+    device = next(model.parameters()).device
+    ids = enc["input_ids"]
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc]
+    out: list[FloatArray] = [np.zeros((0, 0), dtype=np.float32)] * len(ids)
+    starts = range(0, len(ids), batch_size)
+    with torch.inference_mode():
+        for start in track(starts, description=progress or "", enabled=progress is not None):
+            idx = order[start : start + batch_size]
+            batch = tokenizer.pad(
+                {k: [enc[k][i] for i in idx] for k in keys}, return_tensors="pt"
+            ).to(device)
+            logits = model(**batch).logits.float()
+            probs = torch.softmax(logits, dim=-1).cpu().numpy()
+            for row, i in enumerate(idx):
+                out[i] = probs[row, : len(ids[i])]
+    return out
+
+
+def extract_entities(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    max_length: int = 128,
+    stride: int = DEFAULT_STRIDE,
+    batch_size: int = 32,
+) -> list[list[Entity]]:
+    """Entities of raw texts as spans over the ORIGINAL text (type, text, offsets, score).
+
+    Long texts are read in overlapping windows; each subword takes the window where it sits
+    most centrally. The B-/I- merging is the stream's (`stream.inference._spans`), so training
+    reports and the routed events read tags the same way: a word is tagged by its first
+    subword, its span covers all its subwords.
+    """
+    from stream.inference._encoding import Row
+    from stream.inference._spans import entity_spans
+
+    config: Any = model.config
+    label_names = [str(config.id2label[i]) for i in range(config.num_labels)]
+    enc = tokenizer(
+        list(texts),
+        truncation=True,
+        max_length=max_length,
+        stride=window_stride(max_length, stride),
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
+    probs = _window_probs(model, tokenizer, enc, batch_size=batch_size, progress=None)
+    # Per text: (token start, end) -> (centrality, id, word id, probability row).
+    best: list[dict[tuple[int, int], tuple[int, int, int, FloatArray]]] = [{} for _ in texts]
+    for window, text_index in enumerate(enc["overflow_to_sample_mapping"]):
+        word_ids = enc.word_ids(window)
+        content = [p for p, w in enumerate(word_ids) if w is not None]
+        for position in content:
+            span = tuple(enc["offset_mapping"][window][position])
+            rank = _centrality(position, content[0], content[-1])
+            seen = best[text_index].get(span)
+            if seen is None or rank > seen[0]:
+                best[text_index][span] = (
+                    rank,
+                    enc["input_ids"][window][position],
+                    word_ids[position],
+                    probs[window][position],
+                )
+    results = []
+    for text_index, text in enumerate(texts):
+        tokens = sorted(best[text_index].items())
+        row = Row(
+            item=text_index,
+            ids=[t[1][1] for t in tokens],
+            type_ids=[0] * len(tokens),
+            offsets=[t[0] for t in tokens],
+            word_ids=[t[1][2] for t in tokens],
+        )
+        matrix = np.stack([t[1][3] for t in tokens]) if tokens else np.zeros((0, len(label_names)))
+        results.append(entity_spans(text, [row], [matrix], label_names))
+    return results
