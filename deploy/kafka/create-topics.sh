@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# One-shot topic init: create textroute's topics, or grow their partitions, then exit 0.
+#
+# Reads the same TEXTROUTE_* variables as the worker, so names and partition counts cannot
+# drift between them. Safe to re-run: existing topics are kept, and a topic with fewer
+# partitions than configured is grown (Kafka can add partitions, never remove them).
+set -euo pipefail
+
+bootstrap="${TEXTROUTE_BROKER_BOOTSTRAP_SERVERS:-kafka:9092}"
+partitions="${TEXTROUTE_TOPIC_PARTITIONS:-6}"
+replication="${TEXTROUTE_TOPIC_REPLICATION:-1}"
+min_isr="${TEXTROUTE_TOPIC_MIN_INSYNC_REPLICAS:-1}"
+attempts="${TOPIC_INIT_ATTEMPTS:-30}"
+delay="${TOPIC_INIT_DELAY_SECONDS:-2}"
+kafka_topics="${KAFKA_TOPICS_BIN:-/opt/kafka/bin/kafka-topics.sh}"
+# Only for a cluster whose clients need SASL/TLS: a client .properties file for the admin tool.
+command_config="${TOPIC_INIT_COMMAND_CONFIG:-}"
+
+topics=(
+  "${TEXTROUTE_TOPIC_EMAIL:-textroute.email}"
+  "${TEXTROUTE_TOPIC_TICKET:-textroute.ticket}"
+  "${TEXTROUTE_TOPIC_ARTICLE:-textroute.article}"
+  "${TEXTROUTE_TOPIC_ROUTED:-textroute.routed}"
+  # For consumers that handle the human-review queue on a topic of their own.
+  "${TEXTROUTE_TOPIC_REVIEW:-textroute.review}"
+  "${TEXTROUTE_TOPIC_DEAD_LETTER:-textroute.dead-letter}"
+)
+
+log() { echo "topic-init: $*" >&2; }
+
+topics_cmd() {
+  if [[ -n "$command_config" ]]; then
+    "$kafka_topics" --bootstrap-server "$bootstrap" --command-config "$command_config" "$@"
+  else
+    "$kafka_topics" --bootstrap-server "$bootstrap" "$@"
+  fi
+}
+
+current_partitions() {
+  topics_cmd --describe --topic "$1" 2>/dev/null \
+    | grep -o 'PartitionCount: *[0-9]*' | head -n 1 | grep -o '[0-9]*$' || true
+}
+
+ensure_topic() {
+  local name="$1" wanted="$2" try have
+  for ((try = 1; try <= attempts; try++)); do
+    # Fails until `replication` brokers are up, so a cluster that is still starting is waited for.
+    if topics_cmd --create --if-not-exists --topic "$name" --partitions "$wanted" \
+      --replication-factor "$replication" --config "min.insync.replicas=$min_isr"; then
+      have="$(current_partitions "$name")"
+      if [[ -n "$have" && "$have" -lt "$wanted" ]]; then
+        log "$name has $have partitions, growing it to $wanted"
+        topics_cmd --alter --topic "$name" --partitions "$wanted"
+      fi
+      log "$name ready ($wanted partitions, replication factor $replication, min ISR $min_isr)"
+      return 0
+    fi
+    log "$name not created yet (attempt $try/$attempts); retrying in ${delay}s"
+    sleep "$delay"
+  done
+  log "giving up on $name after $attempts attempts: check that $replication broker(s) are up at $bootstrap"
+  return 1
+}
+
+for topic in "${topics[@]}"; do
+  ensure_topic "$topic" "$partitions"
+done
+log "all topics ready"

@@ -1,0 +1,275 @@
+"""The FastAPI application: classify, entities and route endpoints, health, readiness, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from stream.api._items import work_items
+from stream.api._middleware import BodyLimitMiddleware, RequestMetricsMiddleware
+from stream.api.errors import (
+    ApiError,
+    InvalidJsonError,
+    InvalidRequestError,
+    UnauthorizedError,
+)
+from stream.api.metrics import ApiMetrics
+from stream.api.payloads import (
+    ClassifyResponse,
+    ClassifyResult,
+    EntitiesResponse,
+    EntitiesResult,
+    ErrorBody,
+    ItemErrorInfo,
+    ItemRef,
+    PredictRequest,
+    ReadyStatus,
+    RouteResponse,
+    RouteResult,
+)
+from stream.api.service import ModelService, WorkItem
+from stream.api.settings import ApiSettings
+from stream.models import Loader
+
+log = structlog.get_logger("textroute.api")
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        400: "The body is not JSON.",
+        401: "An API key is required and missing or wrong.",
+        413: "The body or the batch is over its limit.",
+        422: "The JSON does not match the schema, or an item is empty or too long.",
+        503: "The models are loading or failed to load.",
+    }.items()
+}
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+def _error_response(error: ApiError) -> JSONResponse:
+    headers = {"Retry-After": "5"} if error.status_code == 503 else None
+    return JSONResponse(error.body(), status_code=error.status_code, headers=headers)
+
+
+def _validation_error(exc: RequestValidationError) -> ApiError:
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        cause = next(
+            e.get("ctx", {}).get("error", "") for e in errors if e["type"] == "json_invalid"
+        )
+        return InvalidJsonError(
+            f"the request body is not valid JSON ({cause}); send a JSON object with "
+            "Content-Type: application/json"
+        )
+    # The offending input is left out on purpose: it can be megabytes, or a secret.
+    details = [
+        {"loc": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg", ""))}
+        for e in errors
+    ]
+    first = details[0] if details else {"loc": "body", "message": "invalid"}
+    return InvalidRequestError(
+        f"the request does not match the schema ({len(details)} problem(s)); first: "
+        f"{first['loc']}: {first['message']}. See /docs for the request format.",
+        details=details,
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return _error_response(exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return _error_response(_validation_error(exc))
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = str(exc.detail)
+        body = {"error": {"code": code, "message": message}}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # Logged with the traceback for operators; the client gets no internals.
+        log.exception("unhandled error", path=request.url.path)
+        body = {
+            "error": {
+                "code": "internal_error",
+                "message": "internal error while handling the request; it was logged on the "
+                "server. Retry, and report it if it persists.",
+            }
+        }
+        return JSONResponse(body, status_code=500)
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def _api_key_guard(settings: ApiSettings) -> Callable[[str | None], Awaitable[None]]:
+    """A dependency that checks the API key when one is configured, and does nothing otherwise."""
+    header = APIKeyHeader(
+        name=settings.api_key_header,
+        auto_error=False,
+        description="Required when the server has TEXTROUTE_API_API_KEY set.",
+    )
+    expected = settings.api_key.get_secret_value().encode() if settings.api_key else None
+
+    async def guard(key: str | None = Security(header)) -> None:
+        if expected is None:
+            return
+        if key is None:
+            raise UnauthorizedError(
+                f"this server requires an API key: send it in the {settings.api_key_header} header"
+            )
+        # Constant-time comparison so response timing does not leak the key.
+        if not hmac.compare_digest(key.encode(), expected):
+            raise UnauthorizedError(f"the API key in {settings.api_key_header} is not valid")
+
+    return guard
+
+
+ResultT = TypeVar("ResultT", bound=ItemRef)
+
+
+def _results(
+    metrics: ApiMetrics,
+    endpoint: str,
+    items: Sequence[WorkItem],
+    results: Sequence[object],
+    result_type: type[ResultT],
+    field: str,
+) -> list[ResultT]:
+    """One result per item (`field` set, or `error`), counted by outcome."""
+    out: list[ResultT] = []
+    for item, result in zip(items, results, strict=True):
+        failed = isinstance(result, ItemErrorInfo)
+        fields = {
+            "index": item.index,
+            "message_id": item.message_id,
+            "kind": item.kind,
+            "error" if failed else field: result,
+        }
+        out.append(result_type.model_validate(fields))
+        outcome = result.reason if isinstance(result, ItemErrorInfo) else "ok"
+        metrics.items.labels(endpoint=endpoint, outcome=outcome).inc()
+    return out
+
+
+def _v1_router(settings: ApiSettings, service: ModelService, metrics: ApiMetrics) -> APIRouter:
+    router = APIRouter(
+        prefix="/v1", dependencies=[Depends(_api_key_guard(settings))], responses=_ERROR_RESPONSES
+    )
+
+    @router.post("/classify", response_model=ClassifyResponse, tags=["inference"])
+    async def classify(body: PredictRequest) -> ClassifyResponse:
+        """Classify one or more texts or inbound messages; items share model batches with
+        concurrent requests."""
+        items = work_items(body, settings)
+        info = service.classifier_info()
+        results = await service.classify(items)
+        out = _results(metrics, "/v1/classify", items, results, ClassifyResult, "classification")
+        return ClassifyResponse(model=info, results=out)
+
+    @router.post("/entities", response_model=EntitiesResponse, tags=["inference"])
+    async def entities(body: PredictRequest) -> EntitiesResponse:
+        """Named entities (spans over the original text) of one or more texts or messages."""
+        items = work_items(body, settings)
+        info = service.ner_info()
+        results = await service.entities(items)
+        out = _results(metrics, "/v1/entities", items, results, EntitiesResult, "entities")
+        return EntitiesResponse(model=info, results=out)
+
+    @router.post("/route", response_model=RouteResponse, tags=["inference"])
+    async def route(body: PredictRequest) -> RouteResponse:
+        """Classify, find entities and apply the stream's routing rules. Plain texts need
+        `kind`, since rules can depend on the message kind."""
+        items = work_items(body, settings)
+        if any(item.kind is None for item in items):
+            raise InvalidRequestError(
+                "routing plain texts needs `kind` (email, ticket or article), because "
+                "routing rules can depend on it; or send `message`/`messages`"
+            )
+        results = await service.route(items)
+        return RouteResponse(
+            results=_results(metrics, "/v1/route", items, results, RouteResult, "routing")
+        )
+
+    return router
+
+
+def create_app(settings: ApiSettings, predictor_loader: Loader | None = None) -> FastAPI:
+    """Build the API. Models load in the background at startup; /readyz turns 200 when done.
+
+    `predictor_loader` loads one artifact directory; default: the inference layer's
+    `load_predictor` with InferenceSettings from TEXTROUTE_INFERENCE_*.
+    """
+    metrics = ApiMetrics()
+    service = ModelService(settings, metrics, loader=predictor_loader)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loading = asyncio.create_task(service.load(), name="load-models")
+        try:
+            yield
+        finally:
+            loading.cancel()
+            await service.aclose()
+
+    app = FastAPI(
+        title="textroute",
+        summary="Classify, tag and route emails, tickets and articles.",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs else None,
+    )
+    app.state.service = service
+    app.state.metrics = metrics
+    _install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # The last added runs outermost, so the 413s of the size check are counted too.
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.include_router(_v1_router(settings, service, metrics))
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process serves HTTP (models may still be loading)."""
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        response_model=ReadyStatus,
+        tags=["operations"],
+        responses={503: {"model": ReadyStatus, "description": "Loading or failed."}},
+    )
+    async def readyz() -> Response:
+        """Readiness: 200 once every configured model is loaded, 503 before or on failure."""
+        status = ReadyStatus(status=service.status, models=service.models(), error=service.error)
+        code = 200 if service.status == "ready" else 503
+        return JSONResponse(status.model_dump(mode="json"), status_code=code)
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics in the text exposition format."""
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    return app
