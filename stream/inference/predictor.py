@@ -1,0 +1,309 @@
+"""The batch predictor over a backend, and `load_predictor` for an artifact directory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import structlog
+
+from schemas import Classification, Entity, FileRole, LabelScore, ModelManifest, TaskKind
+from schemas.artifact import read_manifest
+from stream.inference._encoding import Encoded, Row, TextEncoder, length_buckets, pad
+from stream.inference._spans import entity_spans
+from stream.inference.backend import Backend, BackendPlan, plan_backend
+from stream.inference.errors import OnnxFileMissingError, TokenizerMissingError, WrongTaskError
+from stream.inference.items import INFERENCE_ERROR, Answer, ItemError, check_pair, check_text
+from stream.inference.settings import InferenceSettings
+
+log = structlog.get_logger(__name__)
+
+Outputs = dict[str, np.ndarray]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities over the last axis, stable for large logits."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    probs: np.ndarray = exp / exp.sum(axis=-1, keepdims=True)
+    return probs
+
+
+class Predictor:
+    """Classifies texts or pairs, or tags entities, in batches; a bad item gets an ItemError
+    in its place and never costs the rest of the batch its results."""
+
+    def __init__(
+        self,
+        manifest: ModelManifest,
+        backend: Backend,
+        encoder: TextEncoder,
+        settings: InferenceSettings,
+    ) -> None:
+        self.manifest = manifest
+        self.backend = backend
+        self.backend_name = backend.name
+        self.settings = settings
+        self._encoder = encoder
+
+    def _require(self, *tasks: TaskKind) -> None:
+        if self.manifest.task not in tasks:
+            wanted = " or ".join(t.value for t in tasks)
+            raise WrongTaskError(
+                f"model {self.manifest.name} is a {self.manifest.task.value} model, not "
+                f"{wanted}; load the matching artifact"
+            )
+
+    def _run(
+        self, rows: Sequence[Row], outputs: Sequence[str], *, per_token: bool
+    ) -> list[Outputs | Exception]:
+        """Backend outputs per row, length-bucketed (per-token outputs trimmed to the row's
+        tokens); a failing batch is retried row by row so only the row at fault fails."""
+        results: list[Outputs | Exception] = [ValueError("not run")] * len(rows)
+        for bucket in length_buckets(rows, self.settings.max_batch):
+            try:
+                self._run_batch(rows, bucket, outputs, per_token, results)
+                continue
+            except Exception as exc:  # any runtime failure; a lone row owns it
+                if len(bucket) == 1:
+                    results[bucket[0]] = self._failed(rows[bucket[0]], exc)
+                    continue
+            for index in bucket:
+                try:
+                    self._run_batch(rows, [index], outputs, per_token, results)
+                except Exception as exc:  # this row's own failure
+                    results[index] = self._failed(rows[index], exc)
+        return results
+
+    @staticmethod
+    def _failed(row: Row, exc: Exception) -> Exception:
+        log.warning("inference.row_failed", error=repr(exc), item=row.item)
+        return exc
+
+    def _run_batch(
+        self,
+        rows: Sequence[Row],
+        bucket: list[int],
+        outputs: Sequence[str],
+        per_token: bool,
+        results: list[Outputs | Exception],
+    ) -> None:
+        batch = [rows[i] for i in bucket]
+        values = self.backend(pad(batch, self._encoder.pad_id))
+        arrays = {name: np.asarray(values[name]) for name in outputs}
+        for j, index in enumerate(bucket):
+            n = len(batch[j].ids)
+            results[index] = {name: a[j, :n] if per_token else a[j] for name, a in arrays.items()}
+
+    def _classify_rows(
+        self, n: int, errors: dict[int, ItemError], encoded: Encoded
+    ) -> list[Classification | ItemError]:
+        rows = encoded.rows
+        errors.update(_refused(encoded))
+        outputs = self._run(rows, ["logits"], per_token=False)
+        per_item: dict[int, list[np.ndarray]] = {}
+        for row, out in zip(rows, outputs, strict=True):
+            if isinstance(out, Exception):
+                errors.setdefault(row.item, _failure(row.item, out))
+            else:
+                per_item.setdefault(row.item, []).append(softmax(out["logits"]))
+        labels = self.manifest.labels
+        k = min(self.settings.top_k, len(labels))
+        results: list[Classification | ItemError] = []
+        for i in range(n):
+            if i in errors:
+                results.append(errors[i])
+                continue
+            # Long texts in chunks: the mean of the windows' probabilities.
+            probs = np.mean(per_item[i], axis=0)
+            order = np.argsort(-probs)[:k]
+            top = [LabelScore(label=labels[j], score=float(probs[j])) for j in order]
+            results.append(Classification(label=top[0].label, score=top[0].score, top_k=top))
+        return results
+
+    def classify(self, texts: Sequence[object]) -> list[Classification | ItemError]:
+        """One Classification (label, probability, top-k) or ItemError per text, in order."""
+        self._require(TaskKind.CLASSIFICATION)
+        good, errors = self._check_texts(texts)
+        chunks = self.settings.long_text == "chunks"
+        return self._classify_rows(len(texts), errors, self._encoder.texts(good, chunks=chunks))
+
+    def classify_pairs(self, pairs: Sequence[object]) -> list[Classification | ItemError]:
+        """Classification of sentence pairs (a pair-classification artifact)."""
+        self._require(TaskKind.PAIR_CLASSIFICATION)
+        good: list[tuple[int, tuple[str, str]]] = []
+        errors: dict[int, ItemError] = {}
+        for i, value in enumerate(pairs):
+            checked = check_pair(i, value, self.settings.max_chars)
+            if isinstance(checked, ItemError):
+                errors[i] = checked
+            else:
+                good.append((i, checked))
+        return self._classify_rows(len(pairs), errors, self._encoder.pairs(good))
+
+    def entities(self, texts: Sequence[object]) -> list[list[Entity] | ItemError]:
+        """Entities of each text as spans over the original text, or an ItemError."""
+        self._require(TaskKind.TOKEN_CLASSIFICATION)
+        good, errors = self._check_texts(texts)
+        if self.settings.long_text == "chunks":
+            encoded = self._encoder.windows(good)
+        else:
+            encoded = self._encoder.texts(good, chunks=False)
+        errors.update(_refused(encoded))
+        rows = encoded.rows
+        outputs = self._run(rows, ["logits"], per_token=True)
+        per_item: dict[int, tuple[list[Row], list[np.ndarray]]] = {}
+        for row, out in zip(rows, outputs, strict=True):
+            if isinstance(out, Exception):
+                errors.setdefault(row.item, _failure(row.item, out))
+            else:
+                item_rows, item_probs = per_item.setdefault(row.item, ([], []))
+                item_rows.append(row)
+                item_probs.append(softmax(out["logits"]))
+        results: list[list[Entity] | ItemError] = []
+        for i, text in enumerate(texts):
+            if i in errors:
+                results.append(errors[i])
+            else:
+                item_rows, item_probs = per_item[i]
+                assert isinstance(text, str)
+                results.append(entity_spans(text, item_rows, item_probs, self.manifest.labels))
+        return results
+
+    def answers(self, pairs: Sequence[object]) -> list[Answer | ItemError]:
+        """Extractive answers to (question, context) pairs, as spans of each context. The
+        context is truncated to fit max_length with the question."""
+        self._require(TaskKind.QUESTION_ANSWERING)
+        good: list[tuple[int, tuple[str, str]]] = []
+        errors: dict[int, ItemError] = {}
+        for i, value in enumerate(pairs):
+            checked = check_pair(i, value, self.settings.max_chars)
+            if isinstance(checked, ItemError):
+                errors[i] = checked
+            else:
+                good.append((i, checked))
+        encoded = self._encoder.pairs(good, qa=True)
+        errors.update(_refused(encoded))
+        outputs = self._run(encoded.rows, ["start_logits", "end_logits"], per_token=True)
+        contexts = {i: pair[1] for i, pair in good}
+        found: dict[int, Answer] = {}
+        for row, out in zip(encoded.rows, outputs, strict=True):
+            if isinstance(out, Exception):
+                errors[row.item] = _failure(row.item, out)
+            else:
+                found[row.item] = best_span(
+                    row, out, contexts[row.item], self.settings.max_answer_tokens
+                )
+        return [errors[i] if i in errors else found[i] for i in range(len(pairs))]
+
+    def answer(self, question: str, context: str) -> Answer | ItemError:
+        """The answer to one question about one context."""
+        return self.answers([(question, context)])[0]
+
+    def _check_texts(
+        self, texts: Sequence[object]
+    ) -> tuple[list[tuple[int, str]], dict[int, ItemError]]:
+        good: list[tuple[int, str]] = []
+        errors: dict[int, ItemError] = {}
+        for i, value in enumerate(texts):
+            checked = check_text(i, value, self.settings.max_chars)
+            if isinstance(checked, ItemError):
+                errors[i] = checked
+            else:
+                good.append((i, checked))
+        return good, errors
+
+
+def best_span(row: Row, out: Outputs, context: str, max_tokens: int) -> Answer:
+    """The most probable start <= end pair within the context tokens, at most max_tokens long."""
+    in_context = np.array(
+        [t == 1 and w is not None for t, w in zip(row.type_ids, row.word_ids, strict=True)]
+    )
+    start_p = softmax(np.where(in_context, out["start_logits"], -np.inf))
+    end_p = softmax(np.where(in_context, out["end_logits"], -np.inf))
+    joint = np.triu(np.outer(start_p, end_p)) - np.triu(np.ones((len(start_p),) * 2), max_tokens)
+    s, e = np.unravel_index(int(joint.argmax()), joint.shape)
+    begin, finish = row.offsets[s][0], row.offsets[e][1]
+    return Answer(text=context[begin:finish], start=begin, end=finish, score=float(joint[s, e]))
+
+
+def _refused(encoded: Encoded) -> dict[int, ItemError]:
+    return {
+        item: ItemError(
+            index=item, reason=INFERENCE_ERROR, message=f"the tokenizer refused this item: {why}"
+        )
+        for item, why in encoded.failed.items()
+    }
+
+
+def _failure(item: int, exc: Exception) -> ItemError:
+    return ItemError(
+        index=item, reason=INFERENCE_ERROR, message=f"the model failed on this item: {exc}"
+    )
+
+
+def _max_length(root: Path, manifest: ModelManifest) -> int:
+    """The manifest's max_length, capped by the encoder's position table if config.json says."""
+    config = root / "config.json"
+    if config.is_file():
+        positions = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
+        if isinstance(positions, int) and positions > 0:
+            return min(manifest.max_length, positions)
+    return manifest.max_length
+
+
+def _build_backend(root: Path, manifest: ModelManifest, plan: BackendPlan, threads: int) -> Backend:
+    if plan.kind == "torch":
+        from stream.inference.torch_backend import TorchBackend
+
+        return TorchBackend(
+            root,
+            manifest.task,
+            name=plan.name,
+            device=plan.device,
+            precision=plan.precision,
+            threads=threads,
+        )
+    from stream.inference.onnx_backend import OnnxBackend
+
+    role = FileRole.ONNX_INT8 if plan.precision == "int8" else FileRole.ONNX_FP32
+    entry = manifest.file_for(role)
+    if entry is None:
+        raise OnnxFileMissingError(
+            f"artifact {root} has no {role.value} model; run `textroute export {root}` "
+            "to add the ONNX files, or set TEXTROUTE_INFERENCE_BACKEND=torch"
+        )
+    return OnnxBackend(root / entry.path, name=plan.name, threads=threads)
+
+
+def load_predictor(
+    artifact_dir: Path | str, settings: InferenceSettings | None = None
+) -> Predictor:
+    """Verify the artifact's checksums, pick the backend, build the predictor.
+
+    Raises an ArtifactError subclass for a missing, corrupt or incomplete artifact (no ONNX
+    file for the ONNX backend: run `textroute export DIR`), InferenceConfigError for settings
+    this machine cannot honour.
+    """
+    settings = settings if settings is not None else InferenceSettings()
+    root = Path(artifact_dir)
+    manifest = read_manifest(root, verify=True)
+    tokenizer_json = root / "tokenizer.json"
+    if not any(f.path == "tokenizer.json" for f in manifest.files) or not tokenizer_json.is_file():
+        raise TokenizerMissingError(
+            f"artifact {root} has no tokenizer.json (fast tokenizer) in its manifest; "
+            "re-save the model with a fast tokenizer"
+        )
+    plan = plan_backend(settings)
+    backend = _build_backend(root, manifest, plan, settings.threads)
+    encoder = TextEncoder(tokenizer_json, _max_length(root, manifest), stride=settings.chunk_stride)
+    log.info(
+        "inference.loaded",
+        model=manifest.name,
+        version=manifest.version,
+        task=manifest.task.value,
+        backend=backend.name,
+    )
+    return Predictor(manifest, backend, encoder, settings)

@@ -1,0 +1,42 @@
+"""Inference settings, read from TEXTROUTE_INFERENCE_* environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BackendChoice = Literal["auto", "onnx", "torch"]
+Precision = Literal["int8", "fp32", "fp16", "bf16"]
+
+
+class InferenceSettings(BaseSettings):
+    """How a predictor runs: backend, precision, threads, batching and input limits."""
+
+    model_config = SettingsConfigDict(env_prefix="TEXTROUTE_INFERENCE_", extra="ignore")
+
+    backend: BackendChoice = Field(
+        default="auto", description="auto: PyTorch when CUDA is available, else ONNX Runtime."
+    )
+    precision: Precision = Field(
+        default="int8",
+        description="onnx: int8 or fp32; torch: fp32, fp16 or bf16 (int8 -> best fit).",
+    )
+    threads: int = Field(
+        default=0, ge=0, description="Intra-op threads; 0 lets the runtime use all cores."
+    )
+    max_chars: int = Field(default=20_000, gt=0, description="Longer texts get text_too_long.")
+    max_batch: int = Field(default=32, gt=0, description="Most sequences per backend call.")
+    top_k: int = Field(default=3, ge=1, description="Labels listed in Classification.top_k.")
+    long_text: Literal["truncate", "chunks"] = Field(
+        default="truncate",
+        description="truncate: keep the first max_length tokens; chunks: split the text into "
+        "max_length windows, mean-pool class probabilities and tag entities in every window.",
+    )
+    chunk_stride: int = Field(
+        default=32, ge=0, description="Tokens shared by neighbouring classification chunks."
+    )
+    max_answer_tokens: int = Field(
+        default=30, gt=0, description="Longest answer span, in tokens (question answering)."
+    )
