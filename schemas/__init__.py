@@ -1,6 +1,14 @@
 """Pydantic v2 models shared by training, the stream and the API: artifacts, messages, events."""
 
 from schemas.entities import Classification, Entity, LabelScore
+from schemas.events import (
+    DeadLetter,
+    DeadLetterReason,
+    ModelRef,
+    RouteReason,
+    RoutingEvent,
+    SourceRef,
+)
 from schemas.manifest import (
     MANIFEST_FILE,
     DataRef,
@@ -9,15 +17,35 @@ from schemas.manifest import (
     ModelManifest,
     TaskKind,
 )
+from schemas.messages import (
+    MESSAGE_TYPES,
+    ArticleMessage,
+    EmailMessage,
+    InboundMessage,
+    MessageKind,
+    TicketMessage,
+)
 
 __all__ = [
     "MANIFEST_FILE",
+    "MESSAGE_TYPES",
+    "ArticleMessage",
     "Classification",
     "DataRef",
+    "DeadLetter",
+    "DeadLetterReason",
+    "EmailMessage",
     "Entity",
     "FileEntry",
     "FileRole",
+    "InboundMessage",
     "LabelScore",
+    "MessageKind",
     "ModelManifest",
+    "ModelRef",
+    "RouteReason",
+    "RoutingEvent",
+    "SourceRef",
     "TaskKind",
+    "TicketMessage",
 ]

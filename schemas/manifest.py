@@ -64,7 +64,9 @@ class ModelManifest(BaseModel):
 
     schema_version: int = MANIFEST_SCHEMA_VERSION
     name: str = Field(description="Model name, used in routing events.")
-    version: str = Field(description="Artifact version, e.g. a UTC timestamp; the stream reloads on change.")
+    version: str = Field(
+        description="Artifact version, e.g. a UTC timestamp; the stream reloads on change."
+    )
     task: TaskKind
     labels: list[str] = Field(description="Index -> label name; BIO tags for token classification.")
     base_model: str = Field(description="Hub id or local dir the encoder was fine-tuned from.")

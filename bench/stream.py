@@ -1,0 +1,515 @@
+"""Stream benchmark: the textroute worker vs a naive per-message consumer vs bare inference.
+
+In one run, on the same messages, through the same broker, measures:
+
+- worker: `python -m stream worker` (micro-batched ONNX int8 classifier + NER) draining a backlog
+  (throughput, messages/s) and under a paced load (end-to-end latency p50/p99, from the
+  producer's send to the routed event reaching a consumer);
+- naive: an aiokafka loop calling `transformers.pipeline` (classification + NER) per message and
+  producing each result with send_and_wait, measured the same way;
+- bare: the inference layer alone (Predictor.classify + entities in batches of the worker's
+  batch size) on the same texts, no Kafka: the ceiling the worker can approach.
+
+Targets on a 2-core machine: worker >= 5x naive and >= 80% of bare throughput.
+
+    python bench/stream.py --classifier models/classifier --ner models/ner --messages 2000
+    python bench/stream.py --smoke            # tiny random models, a few hundred messages
+    python bench/stream.py ... --write-results   # append the table to bench/RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+# Run as a script, this file's directory comes first on the import path, and its name would
+# shadow the `stream` package.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+from schemas.artifact import read_manifest
+from schemas.messages import MESSAGE_TYPES, ArticleMessage, MessageKind
+from stream.broker import EmbeddedBroker
+from stream.config import BrokerSettings, EmbeddedBrokerSettings, TopicSettings
+from stream.inputs import to_outbound
+from stream.samples import SampleRecord, sample_records
+from stream.topics import TopicFollower, ensure_topics, producer
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "ag_news" / "test.csv"
+RESULTS = REPO / "bench" / "RESULTS.md"
+console = Console()
+Starter = Callable[[], "subprocess.Popen[bytes]"]
+
+
+@dataclass
+class SystemResult:
+    system: str
+    messages: int
+    seconds: float
+    messages_per_s: float
+    latency_messages: int = 0
+    latency_rate: float = 0.0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+
+
+# ---- inputs ---------------------------------------------------------------------------------
+
+
+def agnews_records(path: Path, n: int, prefix: str) -> list[SampleRecord]:
+    """AG News test articles as `article` messages (title as headline, description as body)."""
+    records = []
+    with path.open(encoding="utf-8", newline="") as fh:
+        for i, row in enumerate(csv.DictReader(fh)):
+            if i >= n:
+                break
+            message = ArticleMessage(
+                id=f"{prefix}-{i:06d}",
+                headline=" ".join(row["title"].split()),
+                body=" ".join(row["description"].split()),
+                source="AG News",
+            )
+            value = message.model_dump_json(by_alias=True).encode()
+            records.append(SampleRecord(MessageKind.ARTICLE, message.id, value))
+    return records
+
+
+def make_records(source: str, n: int, prefix: str, seed: int) -> list[SampleRecord]:
+    if source == "agnews":
+        return agnews_records(DEFAULT_DATA, n, prefix)
+    return list(sample_records(n, seed=seed, id_prefix=prefix))
+
+
+def model_text(record: SampleRecord) -> str:
+    return MESSAGE_TYPES[record.kind].model_validate_json(record.value).text_for_models()
+
+
+# ---- the naive consumer (run as a subprocess: `python bench/stream.py naive ...`) -----------
+
+
+async def naive_consumer(args: argparse.Namespace) -> None:
+    """Per message: parse, classify with a pipeline, tag with a pipeline, send_and_wait."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from transformers import pipeline
+
+    classify = pipeline("text-classification", model=args.classifier, device="cpu")
+    tag = pipeline("token-classification", model=args.ner, aggregation_strategy="simple")
+    # The same token limits as the worker: truncate to classify, windows of max_length to tag.
+    ner_length = read_manifest(args.ner, verify=False).max_length
+    assert classify.tokenizer is not None and tag.tokenizer is not None
+    classify.tokenizer.model_max_length = read_manifest(args.classifier, verify=False).max_length
+    tag.tokenizer.model_max_length = ner_length
+    topics = TopicSettings.model_validate_json(args.topics)
+    consumer = AIOKafkaConsumer(
+        *topics.inbound(),
+        bootstrap_servers=args.bootstrap,
+        group_id=args.group,
+        auto_offset_reset="earliest",
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+        # The worker's fetch wait (WorkerSettings.fetch_max_wait_ms), so tansu treats both alike.
+        fetch_max_wait_ms=50,
+    )
+    out = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all")
+    await consumer.start()
+    await out.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200)
+            for tp, messages in batch.items():
+                kind = topics.inbound()[tp.topic]
+                for msg in messages:
+                    text = (
+                        MESSAGE_TYPES[kind].model_validate_json(msg.value or b"").text_for_models()
+                    )
+                    label = classify(text, truncation=True)[0]
+                    entities = tag(text, stride=ner_length // 4)
+                    result = {
+                        "id": msg.key.decode() if msg.key else None,
+                        "category": label["label"],
+                        "confidence": float(label["score"]),
+                        "entities": [
+                            {"type": e["entity_group"], "start": e["start"], "end": e["end"]}
+                            for e in entities
+                        ],
+                    }
+                    await out.send_and_wait(topics.routed, json.dumps(result).encode(), key=msg.key)
+    finally:
+        await consumer.stop()
+        await out.stop()
+
+
+# ---- measuring a running system through Kafka --------------------------------------------
+
+
+class Arrivals(TopicFollower):
+    """Follows an output topic and notes when each key first arrives."""
+
+    def __init__(self, broker: BrokerSettings, topic: str) -> None:
+        # A short fetch wait, so the measuring consumer adds next to nothing to the latency.
+        super().__init__(broker, [topic], fetch_max_wait_ms=20)
+
+    @property
+    def first_seen(self) -> dict[str, float]:
+        seen: dict[str, float] = {}
+        for record, at in zip(self.records, self.arrived, strict=True):
+            seen.setdefault((record.key or b"").decode(), at)
+        return seen
+
+    async def wait_for(
+        self, keys: Sequence[str], proc: subprocess.Popen[bytes], timeout: float
+    ) -> float:
+        """Time when the last of `keys` arrived; fails if the system dies or is too slow."""
+        deadline = time.perf_counter() + timeout
+        while True:
+            times = [self.first_seen.get(k) for k in keys]
+            if all(t is not None for t in times):
+                return max(t for t in times if t is not None)
+            if proc.poll() is not None:
+                raise RuntimeError(f"the system under test exited with {proc.returncode}")
+            if time.perf_counter() > deadline:
+                done = sum(t is not None for t in times)
+                raise TimeoutError(f"only {done} of {len(keys)} outputs after {timeout:.0f} s")
+            await asyncio.sleep(0.02)
+
+
+async def measure_system(
+    name: str,
+    start: Starter,
+    broker: BrokerSettings,
+    topics: TopicSettings,
+    records: list[SampleRecord],
+    latency_records: list[SampleRecord],
+    rate: float,
+    timeout: float,
+) -> SystemResult:
+    """Warm up, drain a backlog (throughput), then a paced load (latency)."""
+    await ensure_topics(broker, topics.all_topics(), topics.partitions)
+    proc = start()
+    try:
+        async with Arrivals(broker, topics.routed) as arrivals, producer(broker) as prod:
+            warm = list(sample_records(12, seed=99, id_prefix=f"warm-{name}"))
+            for o in to_outbound(warm, topics):
+                await prod.send(o.topic, o.value, key=o.key)
+            await arrivals.wait_for([w.key for w in warm], proc, timeout=max(timeout, 180))
+            console.print(f"[dim]{name}: warmed up, draining {len(records)} messages[/]")
+
+            began = time.perf_counter()
+            futures = [
+                await prod.send(o.topic, o.value, key=o.key) for o in to_outbound(records, topics)
+            ]
+            await asyncio.gather(*futures)
+            end = await arrivals.wait_for([r.key for r in records], proc, timeout)
+            seconds = end - began
+
+            console.print(f"[dim]{name}: paced load of {len(latency_records)} at {rate:g}/s[/]")
+            sent_at: dict[str, float] = {}
+            interval = 1.0 / rate
+            next_send = time.perf_counter()
+            for r, out in zip(latency_records, to_outbound(latency_records, topics), strict=True):
+                await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
+                sent_at[r.key] = time.perf_counter()
+                await prod.send(out.topic, out.value, key=out.key)
+                next_send += interval
+            await prod.flush()
+            await arrivals.wait_for(list(sent_at), proc, timeout)
+            latencies = sorted((arrivals.first_seen[k] - t) * 1000 for k, t in sent_at.items())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else None
+    return SystemResult(
+        system=name,
+        messages=len(records),
+        seconds=seconds,
+        messages_per_s=len(records) / seconds,
+        latency_messages=len(latencies),
+        latency_rate=rate,
+        p50_ms=statistics.median(latencies) if latencies else None,
+        p99_ms=q[98] if q else None,
+    )
+
+
+def bare_inference(args: argparse.Namespace, texts: list[str]) -> SystemResult:
+    """The inference layer alone, batched like the worker, on the same texts."""
+    from stream.inference import load_predictor
+
+    classifier, ner = load_predictor(args.classifier), load_predictor(args.ner)
+    warm = texts[: args.batch_size]
+    classifier.classify(warm)
+    ner.entities(warm)
+    start = time.perf_counter()
+    for i in range(0, len(texts), args.batch_size):
+        chunk = texts[i : i + args.batch_size]
+        classifier.classify(chunk)
+        ner.entities(chunk)
+    seconds = time.perf_counter() - start
+    return SystemResult("bare inference", len(texts), seconds, len(texts) / seconds)
+
+
+# ---- orchestration --------------------------------------------------------------------------
+
+
+def _topics(tag: str, system: str) -> TopicSettings:
+    p = f"bench-{tag}-{system}"
+    return TopicSettings(
+        email=f"{p}.email",
+        ticket=f"{p}.ticket",
+        article=f"{p}.article",
+        routed=f"{p}.routed",
+        dead_letter=f"{p}.dead-letter",
+        partitions=3,
+    )
+
+
+def _worker_factory(
+    args: argparse.Namespace, bootstrap: str, topics: TopicSettings, logs: Path, tag: str
+) -> Starter:
+    env = {
+        **os.environ,
+        **topics.as_env(),
+        "TEXTROUTE_BROKER_BOOTSTRAP_SERVERS": bootstrap,
+        "TEXTROUTE_WORKER_APP_ID": f"bench-{tag}-worker",
+        "TEXTROUTE_WORKER_CLASSIFIER_DIR": args.classifier,
+        "TEXTROUTE_WORKER_NER_DIR": args.ner,
+        "TEXTROUTE_WORKER_BATCH_SIZE": str(args.batch_size),
+        "TEXTROUTE_WORKER_BATCH_WAIT_S": str(args.batch_wait),
+        "TEXTROUTE_WORKER_RELOAD_INTERVAL_S": "0",
+        "TEXTROUTE_WORKER_LOG_LEVEL": "WARNING",
+        "TEXTROUTE_WORKER_DATA_DIR": str(logs / "faust"),
+    }
+    if args.rules:
+        env["TEXTROUTE_WORKER_RULES_PATH"] = args.rules
+
+    def start() -> subprocess.Popen[bytes]:
+        with (logs / "worker.log").open("ab") as log:
+            cmd = [sys.executable, "-m", "stream", "worker"]
+            return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    return start
+
+
+def _naive_factory(
+    args: argparse.Namespace, bootstrap: str, topics: TopicSettings, logs: Path, tag: str
+) -> Starter:
+    def start() -> subprocess.Popen[bytes]:
+        cmd = [
+            sys.executable, __file__, "naive", "--bootstrap", bootstrap,
+            "--topics", topics.model_dump_json(), "--group", f"bench-{tag}-naive",
+            "--classifier", args.classifier, "--ner", args.ner,
+        ]  # fmt: skip
+        with (logs / "naive.log").open("ab") as log:
+            return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+    return start
+
+
+def smoke_models(out: Path) -> tuple[str, str, str]:
+    """Tiny random classifier and NER artifacts exported to int8, plus rules for their labels."""
+    sys.path.insert(0, str(REPO))
+    from tests.fixtures_artifacts import (
+        TOPICS,
+        build_tiny_classifier,
+        build_tiny_ner,
+        ner_sentences,
+        topic_texts,
+    )
+    from training.export import EvalSample, export_artifact
+
+    classifier = build_tiny_classifier(out / "classifier", steps=30)
+    texts, labels = topic_texts(64, seed=2)
+    export_artifact(classifier, eval_data=EvalSample.from_labelled(texts, labels, TOPICS))
+    ner = build_tiny_ner(out / "ner", steps=30)
+    words, tags = ner_sentences(64, seed=2)
+    export_artifact(ner, eval_data=EvalSample(source="generated", words=words, tags=tags))
+    rules = out / "rules.yaml"
+    rules.write_text("default_queue: triage\n", encoding="utf-8")
+    return str(classifier), str(ner), str(rules)
+
+
+def table(results: Sequence[SystemResult]) -> Table:
+    t = Table(title="textroute stream benchmark")
+    for col in ("system", "messages", "seconds", "msg/s", "latency load", "p50 ms", "p99 ms"):
+        t.add_column(col, justify="left" if col == "system" else "right")
+    for r in results:
+        t.add_row(
+            r.system,
+            str(r.messages),
+            f"{r.seconds:.2f}",
+            f"{r.messages_per_s:.1f}",
+            f"{r.latency_messages} @ {r.latency_rate:g}/s" if r.latency_messages else "-",
+            f"{r.p50_ms:.1f}" if r.p50_ms is not None else "-",
+            f"{r.p99_ms:.1f}" if r.p99_ms is not None else "-",
+        )
+    return t
+
+
+def verdict(results: dict[str, SystemResult]) -> dict[str, float]:
+    worker = results["worker"].messages_per_s
+    out = {"bare_fraction": worker / results["bare inference"].messages_per_s}
+    if "naive" in results:
+        out["speedup_vs_naive"] = worker / results["naive"].messages_per_s
+    return out
+
+
+def markdown(
+    results: Sequence[SystemResult], ratios: dict[str, float], args: argparse.Namespace
+) -> str:
+    cmd = " ".join(shlex.quote(a) for a in sys.argv)
+    lines = [
+        f"## Stream benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Command: `{cmd}`",
+        "",
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs; broker: "
+        f"{'embedded tansu' if not args.bootstrap else args.bootstrap}; texts: {args.texts}; "
+        f"worker batch {args.batch_size}, wait {args.batch_wait} s.",
+        "",
+        "| system | messages | seconds | msg/s | latency load | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        load = f"{r.latency_messages} @ {r.latency_rate:g}/s" if r.latency_messages else "-"
+        p50 = f"{r.p50_ms:.1f}" if r.p50_ms is not None else "-"
+        p99 = f"{r.p99_ms:.1f}" if r.p99_ms is not None else "-"
+        lines.append(
+            f"| {r.system} | {r.messages} | {r.seconds:.2f} | {r.messages_per_s:.1f} | {load} "
+            f"| {p50} | {p99} |"
+        )
+    lines.append("")
+    lines.append(
+        f"Worker throughput: {ratios['bare_fraction']:.0%} of bare inference (target >= 80%)"
+        + (
+            f"; {ratios['speedup_vs_naive']:.1f}x the naive consumer (target >= 5x)."
+            if "speedup_vs_naive" in ratios
+            else "."
+        )
+    )
+    return "\n".join(lines) + "\n"
+
+
+async def run(args: argparse.Namespace) -> int:
+    tag = uuid.uuid4().hex[:6]
+    work = Path(tempfile.mkdtemp(prefix="textroute-bench-"))
+    if args.smoke:
+        args.classifier, args.ner, args.rules = smoke_models(work / "models")
+    if args.texts == "agnews" and not DEFAULT_DATA.is_file():
+        console.print(f"[yellow]{DEFAULT_DATA} not found; using generated sample messages[/]")
+        args.texts = "samples"
+    embedded = None
+    if args.bootstrap:
+        bootstrap = args.bootstrap
+    else:
+        embedded = EmbeddedBroker(EmbeddedBrokerSettings(port=0, log_file=work / "broker.log"))
+        bootstrap = embedded.start().bootstrap
+    broker = BrokerSettings(bootstrap_servers=bootstrap)
+    results: dict[str, SystemResult] = {}
+    try:
+        records = make_records(args.texts, args.messages, f"w{tag}", seed=1)
+        paced = make_records(args.texts, args.messages + args.latency_messages, f"wl{tag}", 2)
+        paced = paced[args.messages :] if args.texts == "agnews" else paced[: args.latency_messages]
+        texts = [model_text(r) for r in records]
+        console.print(f"{len(records)} messages ({args.texts}); work dir {work}")
+
+        results["bare inference"] = bare_inference(args, texts)
+        topics = _topics(tag, "worker")
+        results["worker"] = await measure_system(
+            "worker", _worker_factory(args, bootstrap, topics, work, tag), broker, topics,
+            records, paced, args.latency_rate, args.timeout,
+        )  # fmt: skip
+        if not args.skip_naive:
+            n = min(args.naive_messages, len(records))
+            topics = _topics(tag, "naive")
+            results["naive"] = await measure_system(
+                "naive", _naive_factory(args, bootstrap, topics, work, tag), broker, topics,
+                records[:n], paced[: args.naive_latency_messages], args.naive_latency_rate,
+                args.timeout,
+            )  # fmt: skip
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    ordered = [results[k] for k in ("worker", "naive", "bare inference") if k in results]
+    ratios = verdict(results)
+    console.print(table(ordered))
+    console.print(ratios)
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"results": [asdict(r) for r in ordered], **ratios}, indent=2) + "\n",
+            encoding="utf-8",
+        )
+    if args.write_results:
+        with RESULTS.open("a", encoding="utf-8") as fh:
+            fh.write("\n" + markdown(ordered, ratios, args))
+        console.print(f"appended to {RESULTS}")
+    return 0
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="command")
+    naive = sub.add_parser("naive", help="(internal) run the naive consumer")
+    naive.add_argument("--bootstrap", required=True)
+    naive.add_argument("--topics", required=True, help="TopicSettings as JSON")
+    naive.add_argument("--group", required=True)
+    naive.add_argument("--classifier", required=True)
+    naive.add_argument("--ner", required=True)
+    p.add_argument("--classifier", default="models/classifier")
+    p.add_argument("--ner", default="models/ner")
+    p.add_argument("--rules", default=None, help="routing rules for the worker")
+    p.add_argument("--bootstrap", default=None, help="Kafka to use (default: embedded tansu)")
+    p.add_argument("--texts", choices=["agnews", "samples"], default="agnews")
+    p.add_argument("--messages", type=int, default=2000, help="backlog drained by the worker")
+    p.add_argument("--naive-messages", type=int, default=300, help="backlog for the naive one")
+    p.add_argument("--latency-messages", type=int, default=300)
+    p.add_argument("--latency-rate", type=float, default=20.0, help="paced load, messages/s")
+    p.add_argument("--naive-latency-messages", type=int, default=100)
+    p.add_argument("--naive-latency-rate", type=float, default=5.0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-wait", type=float, default=0.05)
+    p.add_argument("--timeout", type=float, default=600.0, help="max seconds per phase")
+    p.add_argument("--skip-naive", action="store_true")
+    p.add_argument("--smoke", action="store_true", help="tiny random models (plumbing check)")
+    p.add_argument("--keep", action="store_true", help="keep the work dir (logs, smoke models)")
+    p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--write-results", action="store_true", help=f"append to {RESULTS}")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    if args.command == "naive":
+        asyncio.run(naive_consumer(args))
+        return 0
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

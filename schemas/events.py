@@ -1,0 +1,109 @@
+"""Outbound records of the stream: routing events and dead letters, JSON on the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.entities import Entity, LabelScore
+from schemas.messages import MessageKind
+
+EVENT_SCHEMA_VERSION = 1
+
+
+class SourceRef(BaseModel):
+    """Where a record was read from, so any output can be traced to its input."""
+
+    model_config = ConfigDict(frozen=True)
+
+    topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    timestamp: datetime | None = Field(
+        default=None, description="Kafka record timestamp (producer or broker time)."
+    )
+
+
+class ModelRef(BaseModel):
+    """Which model artifact produced a prediction."""
+
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+    name: str
+    version: str
+    backend: str | None = Field(default=None, description="e.g. onnx-int8, torch.")
+
+
+class RouteReason(BaseModel):
+    """A routing rule that matched, with a human-readable explanation."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule: str = Field(description="Rule id, e.g. entity:watchlist or category:Sports.")
+    detail: str
+
+
+class RoutingEvent(BaseModel):
+    """The enriched routing decision for one inbound message, keyed by message id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = EVENT_SCHEMA_VERSION
+    message_id: str
+    kind: MessageKind
+    category: str = Field(description="The classifier's top label.")
+    confidence: float = Field(ge=0.0, le=1.0, description="Probability of `category`.")
+    top_k: list[LabelScore] = Field(default_factory=list, description="Best labels first.")
+    entities: list[Entity] = Field(
+        default_factory=list,
+        description="Named entities; offsets index into the message's model text "
+        "(its text fields joined by a newline, empty fields skipped).",
+    )
+    route: str = Field(description="Destination queue or desk.")
+    reasons: list[RouteReason] = Field(
+        description="Matched rules, the one that chose `route` first.", min_length=1
+    )
+    classifier: ModelRef
+    ner: ModelRef | None = None
+    received_at: datetime = Field(description="When the worker read the message.")
+    routed_at: datetime = Field(description="When the routing decision was made.")
+    processing_ms: float = Field(ge=0.0, description="routed_at - received_at, milliseconds.")
+    source: SourceRef
+
+
+class DeadLetterReason(str, Enum):
+    """Why a record could not be routed."""
+
+    MESSAGE_TOO_LARGE = "message_too_large"
+    NOT_UTF8 = "not_utf8"
+    INVALID_JSON = "invalid_json"
+    SCHEMA_ERROR = "schema_error"
+    UNKNOWN_TOPIC = "unknown_topic"
+    EMPTY_TEXT = "empty_text"
+    TEXT_TOO_LONG = "text_too_long"
+    NOT_A_STRING = "not_a_string"
+    INFERENCE_ERROR = "inference_error"
+    UNEXPECTED_ERROR = "unexpected_error"
+
+
+class DeadLetter(BaseModel):
+    """A record the worker could not route, with its original bytes and the reason."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = EVENT_SCHEMA_VERSION
+    reason: DeadLetterReason
+    error_class: str = Field(description="Exception or error type that rejected the record.")
+    error_message: str
+    source: SourceRef
+    payload_b64: str = Field(description="The original value bytes, base64 (standard alphabet).")
+    payload_preview: str | None = Field(
+        default=None, description="Start of the value as UTF-8 text, when it decodes."
+    )
+    payload_size: int = Field(ge=0, description="Length of the original value in bytes.")
+    key_b64: str | None = Field(default=None, description="The original key bytes, base64.")
+    message_id: str | None = Field(default=None, description="The message id, if it parsed.")
+    kind: MessageKind | None = None
+    first_seen_at: datetime = Field(description="When the worker first read the record.")

@@ -1,0 +1,254 @@
+"""The faust app: micro-batches the inbound topics through a BatchProcessor, at least once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, cast
+
+import structlog
+
+from stream.config import BrokerSettings, WorkerSettings
+from stream.metrics import StreamMetrics
+from stream.worker import BatchProcessor, BatchResult, InboundRecord
+
+if TYPE_CHECKING:
+    import faust
+    from faust.streams import Stream
+    from faust.types import EventT, StreamT
+
+log = structlog.get_logger(__name__)
+
+
+def _raw_topic(app: faust.App, *names: str) -> faust.TopicT:
+    # Raw bytes in and out: the worker validates payloads itself, so a bad one is dead-lettered
+    # instead of failing inside faust's deserializer.
+    return app.topic(
+        *names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+
+
+def faust_broker_options(broker: BrokerSettings) -> dict[str, Any]:
+    """faust.App keyword arguments for the broker, including SASL/TLS credentials."""
+    import faust
+
+    options: dict[str, Any] = {
+        "broker": [f"kafka://{server}" for server in broker.servers],
+        "broker_session_timeout": broker.session_timeout_s,
+        "broker_heartbeat_interval": broker.heartbeat_interval_s,
+        "broker_request_timeout": broker.request_timeout_s,
+    }
+    context = broker.ssl_context()
+    if broker.sasl_mechanism:
+        password = broker.sasl_password.get_secret_value() if broker.sasl_password else None
+        options["broker_credentials"] = faust.SASLCredentials(
+            username=broker.sasl_username,
+            password=password,
+            mechanism=broker.sasl_mechanism,
+            ssl_context=context,
+        )
+    elif context is not None:
+        options["broker_credentials"] = faust.SSLCredentials(context)
+    return options
+
+
+def _to_record(event: EventT[bytes], received_at: datetime) -> InboundRecord:
+    message = event.message
+    timestamp = (
+        datetime.fromtimestamp(message.timestamp, tz=timezone.utc) if message.timestamp else None
+    )
+    return InboundRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        timestamp=timestamp,
+        received_at=received_at,
+    )
+
+
+class RouterAgent:
+    """The agent body and its helpers; the faust wiring lives in `create_app`."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: WorkerSettings,
+        processor: BatchProcessor,
+        executor: Executor,
+        metrics: StreamMetrics,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.processor = processor
+        self.executor = executor
+        self.metrics = metrics
+        self.outputs = {
+            name: _raw_topic(app, name)
+            for name in (settings.topics.routed, settings.topics.dead_letter)
+        }
+        #: (topic, partition) -> next offset to process, for the consumer-lag gauge.
+        self.positions: dict[tuple[str, int], int] = {}
+
+    async def run(self, stream: StreamT[bytes]) -> None:
+        """Consume batches until the worker stops; each batch is produced, then acked."""
+        s = self.settings
+        batches = cast("Stream[bytes]", stream).take_events(s.batch_size, within=s.batch_wait_s)
+        async for events in batches:
+            task = asyncio.ensure_future(self.handle(events))
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                # SIGTERM while a batch is in hand: finish it, so its outputs are produced and
+                # its offsets committed when the consumer stops, instead of redone next start.
+                if not task.done():
+                    log.info("worker.finishing_batch", size=len(events))
+                    await task
+                await self._ack(stream, events)
+                raise
+            except Exception:
+                # Nothing of this batch is acked, so a restart re-delivers all of it.
+                log.exception("worker.batch_failed", size=len(events))
+                raise
+            await self._ack(stream, events)
+
+    @staticmethod
+    async def _ack(stream: StreamT[bytes], events: Sequence[EventT[bytes]]) -> None:
+        # Acking marks offsets committable; faust commits them on its interval and at stop.
+        for event in events:
+            await stream.ack(event)
+
+    async def handle(self, events: Sequence[EventT[bytes]]) -> BatchResult:
+        """Process one batch in the executor and produce every output, waiting for the acks."""
+        received_at = datetime.now(timezone.utc)
+        records = [_to_record(e, received_at) for e in events]
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        result = await loop.run_in_executor(self.executor, self.processor.process, records)
+        processed = time.perf_counter()
+        futures = [
+            await self.outputs[out.topic].send(key=out.key, value=out.value)
+            for out in result.outbound(self.settings.topics)
+        ]
+        # Waiting for the broker's acknowledgement of every output before the inputs are
+        # acked is what makes this at-least-once: a crash before here re-delivers them.
+        await asyncio.gather(*futures)
+        done = time.perf_counter()
+        self.metrics.batch_seconds.observe(done - started)
+        self._observe(records, result, process_s=processed - started, produce_s=done - processed)
+        return result
+
+    def _observe(
+        self,
+        records: Sequence[InboundRecord],
+        result: BatchResult,
+        *,
+        process_s: float,
+        produce_s: float,
+    ) -> None:
+        m = self.metrics
+        m.batch_size.observe(len(records))
+        for kind in result.kinds:
+            m.messages_in.labels(kind=kind.value if kind else "unknown").inc()
+        if result.classify_s:
+            m.inference_seconds.labels(model="classifier").observe(result.classify_s)
+        if result.ner_s:
+            m.inference_seconds.labels(model="ner").observe(result.ner_s)
+        now = datetime.now(timezone.utc)
+        for event in result.events:
+            m.messages_routed.labels(kind=event.kind.value, route=event.route).inc()
+            if event.source.timestamp is not None:
+                m.end_to_end_seconds.observe(
+                    max(0.0, (now - event.source.timestamp).total_seconds())
+                )
+        for dead in result.dead_letters:
+            m.dead_letters.labels(reason=dead.reason.value).inc()
+        for record in records:
+            key = (record.topic, record.partition)
+            self.positions[key] = max(self.positions.get(key, 0), record.offset + 1)
+        log.debug(
+            "worker.batch",
+            size=len(records),
+            routed=len(result.events),
+            dead=len(result.dead_letters),
+            classify_ms=round(result.classify_s * 1000, 1),
+            ner_ms=round(result.ner_s * 1000, 1),
+            process_ms=round(process_s * 1000, 1),
+            produce_ms=round(produce_s * 1000, 1),
+        )
+
+    def update_lag(self) -> None:
+        """Set the consumer-lag gauge from the high watermarks the consumer has seen."""
+        consumer = self.app.consumer
+        for tp in consumer.assignment():
+            position = self.positions.get((tp.topic, tp.partition))
+            highwater = consumer.highwater(tp)
+            if position is None or highwater is None:
+                continue
+            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
+                max(0, highwater - position)
+            )
+
+
+def create_app(
+    settings: WorkerSettings,
+    processor: BatchProcessor,
+    executor: Executor,
+    metrics: StreamMetrics,
+    *,
+    reload: Callable[[], object] | None = None,
+) -> faust.App:
+    """A faust app whose one agent routes the inbound topics; `reload()` (blocking) is run in
+    the executor every `reload_interval_s` to pick up new model versions."""
+    import faust
+    import mode
+
+    from stream._faust_kafka import use_fetch_max_wait
+
+    app = faust.App(
+        settings.app_id,
+        # A batch that cannot be produced must stop the process, not just restart the agent:
+        # faust would move past its unacked records, and only a restart re-delivers them.
+        agent_supervisor=mode.CrashingSupervisor,
+        **faust_broker_options(settings.broker),
+        # Stateless worker: no tables, no web server, no leader topic.
+        store="memory://",
+        web_enabled=False,
+        topic_disable_leader=True,
+        topic_partitions=settings.topics.partitions,
+        topic_replication_factor=settings.topics.replication,
+        consumer_auto_offset_reset=settings.auto_offset_reset,
+        broker_commit_interval=settings.commit_interval_s,
+        producer_acks=-1,
+        datadir=str(settings.data_dir / settings.app_id),
+    )
+    use_fetch_max_wait(app, settings.fetch_max_wait_ms)
+    inbound = _raw_topic(app, *settings.topics.inbound())
+    agent = RouterAgent(app, settings, processor, executor, metrics)
+    app.agent(inbound, name=f"{settings.app_id}.router", concurrency=1)(agent.run)
+
+    def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned: set[Any] = set(args[0]) if args else set()
+        log.info(
+            "worker.assigned", partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned)
+        )
+
+    app.on_partitions_assigned.connect(on_assigned)
+
+    async def update_lag() -> None:
+        agent.update_lag()
+
+    app.timer(interval=settings.lag_interval_s, name="consumer-lag")(update_lag)
+
+    if reload is not None and settings.reload_interval_s > 0:
+
+        async def reload_models() -> None:
+            await asyncio.get_running_loop().run_in_executor(executor, reload)
+
+        app.timer(interval=settings.reload_interval_s, name="model-reload")(reload_models)
+
+    return app

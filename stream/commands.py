@@ -1,0 +1,228 @@
+"""`textroute broker|worker|produce|tail|demo|schemas`: the stream's commands."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from schemas.messages import MessageKind
+
+console = Console()
+err = Console(stderr=True)
+Opt = typer.Option
+
+BootstrapOpt = Annotated[
+    str | None,
+    Opt(
+        "--bootstrap",
+        "-b",
+        help="Kafka host:port list; default TEXTROUTE_BROKER_BOOTSTRAP_SERVERS.",
+    ),
+]
+
+
+def _settings(cls: type[Any], **overrides: Any) -> Any:
+    """Settings from the environment with the flags the user gave on top; clear errors."""
+    from pydantic import ValidationError
+
+    from stream._pydantic import summarize_validation_error
+    from stream.errors import StreamConfigError
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return cls(**given)
+    except ValidationError as exc:
+        raise StreamConfigError(
+            f"invalid {cls.__name__}: {summarize_validation_error(exc)}"
+        ) from exc
+
+
+def _broker(bootstrap: str | None) -> Any:
+    from stream.config import BrokerSettings
+
+    return _settings(BrokerSettings, bootstrap_servers=bootstrap)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # SIGTERM stops the broker the way Ctrl-C does.
+    raise KeyboardInterrupt
+
+
+def broker_command(
+    port: Annotated[int | None, Opt(help="Port to listen on (0 = any free port).")] = None,
+    host: Annotated[str | None, Opt(help="Interface to listen on.")] = None,
+    log_file: Annotated[Path | None, Opt(help="Write the broker's output here.")] = None,
+) -> None:
+    """Run the embedded tansu broker (memory only) on localhost until Ctrl-C."""
+    import signal
+
+    from stream.broker import EmbeddedBroker
+    from stream.config import EmbeddedBrokerSettings
+
+    settings = _settings(EmbeddedBrokerSettings, port=port, host=host, log_file=log_file)
+    broker = EmbeddedBroker(settings)
+    signal.signal(signal.SIGTERM, _interrupt)
+    with broker:
+        console.print(
+            f"[green]tansu broker ready[/] at [bold]{broker.bootstrap}[/] (pid {broker.pid}); "
+            f"export TEXTROUTE_BROKER_BOOTSTRAP_SERVERS={broker.bootstrap}. Ctrl-C stops it."
+        )
+        try:
+            code = broker.wait()
+        except KeyboardInterrupt:
+            console.print("stopping broker")
+            return
+    raise typer.Exit(code or 1)
+
+
+def worker_command(
+    bootstrap: BootstrapOpt = None,
+    classifier: Annotated[
+        Path | None, Opt(help="Classifier artifact dir (default models/classifier).")
+    ] = None,
+    ner: Annotated[Path | None, Opt(help="NER artifact dir (default models/ner).")] = None,
+    no_ner: Annotated[bool, Opt("--no-ner", help="Route without entities.")] = False,
+    rules: Annotated[Path | None, Opt(help="Routing rules YAML (default: packaged).")] = None,
+    batch_size: Annotated[int | None, Opt(help="Max messages per batch.")] = None,
+    batch_wait: Annotated[float | None, Opt(help="Max seconds to fill a batch.")] = None,
+    app_id: Annotated[str | None, Opt(help="Faust app id = consumer group id.")] = None,
+    metrics_port: Annotated[int | None, Opt(help="Serve Prometheus /metrics here.")] = None,
+    log_level: Annotated[str | None, Opt(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    console_logs: Annotated[
+        bool, Opt("--console-logs", help="Human-readable logs instead of JSON lines.")
+    ] = False,
+) -> None:
+    """Route messages from the inbound topics until SIGTERM (graceful) or SIGKILL."""
+    from stream.config import WorkerSettings
+    from stream.runner import run_worker
+
+    settings = _settings(
+        WorkerSettings,
+        broker=_broker(bootstrap),
+        classifier_dir=classifier,
+        rules_path=rules,
+        batch_size=batch_size,
+        batch_wait_s=batch_wait,
+        app_id=app_id,
+        metrics_port=metrics_port,
+        log_level=log_level.upper() if log_level else None,
+        log_json=False if console_logs else None,
+    )
+    if no_ner:
+        settings = settings.model_copy(update={"ner_dir": None})
+    elif ner is not None:
+        settings = settings.model_copy(update={"ner_dir": ner})
+    run_worker(settings)
+
+
+def produce_command(
+    file: Annotated[
+        Path | None, typer.Argument(help="JSON-lines file of messages; omit for samples.")
+    ] = None,
+    kind: Annotated[
+        MessageKind | None, Opt(help="Kind of every line of FILE (else each line's 'kind').")
+    ] = None,
+    samples: Annotated[int, Opt(help="Number of generated sample messages.")] = 30,
+    malformed_ratio: Annotated[float, Opt(help="Share of malformed samples.")] = 0.1,
+    seed: Annotated[int, Opt(help="Sample generator seed.")] = 0,
+    id_prefix: Annotated[str, Opt(help="Prefix of generated message ids.")] = "msg",
+    bootstrap: BootstrapOpt = None,
+) -> None:
+    """Send sample messages (mixed kinds, some malformed) or a JSON-lines file to the topics."""
+    from stream.config import TopicSettings
+    from stream.inputs import records_from_jsonl, to_outbound
+    from stream.samples import sample_records
+    from stream.topics import ensure_topics, produce
+
+    broker, topics = _broker(bootstrap), _settings(TopicSettings)
+    if file is not None:
+        records = records_from_jsonl(file, kind)
+    else:
+        records = list(
+            sample_records(samples, malformed_ratio=malformed_ratio, seed=seed, id_prefix=id_prefix)
+        )
+
+    async def send() -> int:
+        await ensure_topics(broker, topics.all_topics(), topics.partitions, topics.replication)
+        return await produce(broker, to_outbound(records, topics))
+
+    sent = asyncio.run(send())
+    console.print(f"sent [bold]{sent}[/] messages to {broker.bootstrap_servers}")
+
+
+def tail_command(
+    follow: Annotated[bool, Opt("--follow/--no-follow", help="Keep watching.")] = True,
+    from_beginning: Annotated[
+        bool, Opt("--from-beginning/--from-end", help="Start at the oldest record.")
+    ] = True,
+    dead_letters: Annotated[
+        bool, Opt("--dead-letters/--no-dead-letters", help="Also show the dead-letter topic.")
+    ] = True,
+    rows: Annotated[int, Opt(help="Rows kept on screen while following.")] = 25,
+    idle: Annotated[float, Opt(help="Without --follow: stop after this many idle seconds.")] = 2.0,
+    bootstrap: BootstrapOpt = None,
+) -> None:
+    """Watch routed events (and dead letters) as a readable table."""
+    from stream.config import TopicSettings
+    from stream.tail import tail
+
+    broker, topics = _broker(bootstrap), _settings(TopicSettings)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            tail(
+                broker,
+                topics,
+                console,
+                follow=follow,
+                from_beginning=from_beginning,
+                dead_letters=dead_letters,
+                rows=rows,
+                idle_s=idle,
+            )
+        )
+
+
+def demo_command(
+    messages: Annotated[int | None, Opt(help="Messages to send.")] = None,
+    malformed_ratio: Annotated[float | None, Opt(help="Share of malformed messages.")] = None,
+    models_dir: Annotated[
+        Path | None, Opt(help="Where models are found or trained (default models/).")
+    ] = None,
+    bootstrap: BootstrapOpt = None,
+) -> None:
+    """Everything at once: broker, models (trained if missing), worker, messages, results."""
+    from stream.demo import DemoSettings, run_demo
+
+    settings = _settings(
+        DemoSettings,
+        messages=messages,
+        malformed_ratio=malformed_ratio,
+        models_dir=models_dir,
+        bootstrap_servers=bootstrap,
+    )
+    raise typer.Exit(run_demo(settings, console))
+
+
+def schemas_command(
+    out_dir: Annotated[Path, typer.Argument(help="Directory to write *.schema.json into.")],
+) -> None:
+    """Export the JSON Schema of every wire message (inbound, routing event, dead letter)."""
+    from schemas.jsonschema import export_json_schemas
+
+    for path in export_json_schemas(out_dir):
+        console.print(f"wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the stream's commands to the `textroute` app."""
+    app.command("broker")(broker_command)
+    app.command("worker")(worker_command)
+    app.command("produce")(produce_command)
+    app.command("tail")(tail_command)
+    app.command("demo")(demo_command)
+    app.command("schemas")(schemas_command)

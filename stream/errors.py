@@ -1,0 +1,68 @@
+"""Errors of the stream package: what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+from schemas.events import DeadLetterReason
+
+
+class StreamError(Exception):
+    """Base class of every error the stream package raises on purpose."""
+
+
+class StreamConfigError(StreamError):
+    """Worker, broker or topic settings are missing, out of range or contradict each other."""
+
+
+class RulesError(StreamError):
+    """The routing rules cannot be used; the worker refuses to start with them."""
+
+
+class RulesFileNotFoundError(RulesError):
+    """The routing rules file does not exist."""
+
+
+class RulesInvalidError(RulesError):
+    """The routing rules file is not valid YAML, breaks the schema, or names unknown labels."""
+
+
+class BrokerError(StreamError):
+    """The embedded broker or a Kafka connection cannot be used."""
+
+
+class BrokerBinaryNotFoundError(BrokerError):
+    """No tansu binary was found for the embedded broker."""
+
+
+class BrokerStartError(BrokerError):
+    """The embedded broker exited or did not accept connections in time."""
+
+
+class BrokerUnavailableError(BrokerError):
+    """No Kafka broker answered at the configured bootstrap address."""
+
+
+class InputFileError(StreamError):
+    """A file of messages given to `textroute produce` cannot be read."""
+
+
+class BatchingError(StreamError):
+    """Cross-request micro-batching (stream.batching) could not deliver a result."""
+
+
+class BatcherClosedError(BatchingError):
+    """Work arrived after the micro-batcher was closed, i.e. while the server shuts down."""
+
+
+class BatchSizeMismatchError(BatchingError):
+    """A batch function returned a different number of results than it was given items."""
+
+
+class RecordRejectedError(StreamError):
+    """One inbound record failed a check before inference; it goes to the dead-letter topic."""
+
+    def __init__(
+        self, reason: DeadLetterReason, message: str, *, message_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message_id = message_id

@@ -1,0 +1,153 @@
+"""The worker's models: load the classifier and NER artifacts, swap in new versions live."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from schemas.artifact import read_manifest
+from schemas.errors import ArtifactError
+from stream.metrics import StreamMetrics
+from stream.worker import Classifier, EntityTagger, ModelSet
+
+log = structlog.get_logger(__name__)
+
+#: Loads one artifact directory into a predictor (stream.inference.load_predictor in production).
+Loader = Callable[[Path], Any]
+#: Checks a candidate model set before it is used (e.g. the rules know the classifier's labels).
+Validator = Callable[[ModelSet], None]
+
+
+def inference_loader(*, split_cores: bool = False) -> Loader:
+    """The inference layer's loader, with TEXTROUTE_INFERENCE_* settings.
+
+    With `split_cores` (the classifier and NER run side by side), each model gets half the
+    cores unless TEXTROUTE_INFERENCE_THREADS says otherwise: two sessions each spreading over
+    every core would fight for them.
+    """
+    from stream.inference import InferenceSettings, load_predictor
+
+    # InferenceSettings() reads the environment; the empty mapping keeps mypy, which cannot see
+    # its Field("...") defaults without pydantic's plugin, from taking every field as required.
+    no_overrides: dict[str, Any] = {}
+    settings = InferenceSettings(**no_overrides)
+    if split_cores and "threads" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"threads": max(1, (os.cpu_count() or 2) // 2)})
+
+    def load(artifact_dir: Path) -> Any:
+        return load_predictor(artifact_dir, settings)
+
+    return load
+
+
+class ReloadingModels:
+    """Holds the current ModelSet; `check_for_update` loads a new artifact version when the
+    manifest in a model directory changes, and keeps the old models if the new ones fail."""
+
+    def __init__(
+        self,
+        classifier_dir: Path,
+        ner_dir: Path | None,
+        loader: Loader,
+        *,
+        validate: Validator | None = None,
+        metrics: StreamMetrics | None = None,
+    ) -> None:
+        self._classifier_dir = classifier_dir
+        self._dirs = {"classifier": classifier_dir, "ner": ner_dir}
+        self._loader = loader
+        self._validate = validate
+        self._metrics = metrics
+        self._lock = threading.Lock()
+        classifier: Classifier = loader(classifier_dir)
+        ner: EntityTagger | None = loader(ner_dir) if ner_dir is not None else None
+        models = ModelSet(classifier, ner)
+        if validate is not None:
+            validate(models)
+        self._models = models
+        self._publish_versions(None, models)
+
+    def __call__(self) -> ModelSet:
+        """The model set in use now (one attribute read: safe from any thread)."""
+        return self._models
+
+    def versions(self) -> dict[str, str]:
+        """Role -> version of the loaded models."""
+        models = self._models
+        out = {"classifier": models.classifier.manifest.version}
+        if models.ner is not None:
+            out["ner"] = models.ner.manifest.version
+        return out
+
+    def check_for_update(self) -> list[str]:
+        """Reload the roles whose artifact version changed on disk; the roles reloaded.
+
+        Blocking (reads and verifies files): run it in the executor that runs inference, so
+        a swap never happens in the middle of a batch.
+        """
+        with self._lock:
+            current = self._models
+            changed = [
+                role
+                for role, version in self.versions().items()
+                if self._disk_version(role) not in (None, version)
+            ]
+            if not changed:
+                return []
+            try:
+                classifier = (
+                    self._loader(self._classifier_dir)
+                    if "classifier" in changed
+                    else current.classifier
+                )
+                ner_dir = self._dirs["ner"]
+                ner = self._loader(ner_dir) if "ner" in changed and ner_dir else current.ner
+                candidate = ModelSet(classifier, ner)
+                if self._validate is not None:
+                    self._validate(candidate)
+            except Exception as exc:
+                # A half-written or incompatible artifact must not stop routing: keep the
+                # models in use and try again at the next check.
+                for role in changed:
+                    self._count(role, "failed")
+                log.error(
+                    "models.reload_failed", roles=changed, error=f"{type(exc).__name__}: {exc}"
+                )
+                return []
+            self._models = candidate
+            self._publish_versions(current, candidate)
+            for role in changed:
+                self._count(role, "loaded")
+            log.info("models.reloaded", versions=self.versions())
+            return changed
+
+    def _disk_version(self, role: str) -> str | None:
+        path = self._dirs[role]
+        if path is None:
+            return None
+        try:
+            return read_manifest(path, verify=False).version
+        except ArtifactError:
+            return None
+
+    def _count(self, role: str, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.model_reloads.labels(role=role, result=result).inc()
+
+    def _publish_versions(self, old: ModelSet | None, new: ModelSet) -> None:
+        if self._metrics is None:
+            return
+        gauge = self._metrics.model_version
+        for role, before, after in (
+            ("classifier", old.classifier if old else None, new.classifier),
+            ("ner", old.ner if old else None, new.ner),
+        ):
+            if before is not None and before is not after:
+                gauge.labels(role, before.manifest.name, before.manifest.version).set(0)
+            if after is not None:
+                gauge.labels(role, after.manifest.name, after.manifest.version).set(1)

@@ -1,0 +1,112 @@
+"""Start the routing worker: check rules and models, then run faust until SIGTERM."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+
+from stream.config import WorkerSettings
+from stream.logs import configure_logging
+from stream.metrics import StreamMetrics
+from stream.models import Loader, ReloadingModels, inference_loader
+from stream.routing import Router, RoutingRules, load_rules
+from stream.worker import BatchProcessor, Limits, ModelSet
+
+if TYPE_CHECKING:
+    import faust
+
+log = structlog.get_logger(__name__)
+
+
+def _label_check(rules: RoutingRules) -> Callable[[ModelSet], None]:
+    def check(models: ModelSet) -> None:
+        unmapped = rules.check_labels(models.classifier.manifest.labels)
+        if unmapped:
+            log.warning("rules.unmapped_labels", labels=unmapped, queue=rules.default_queue)
+
+    return check
+
+
+@dataclass
+class BuiltWorker:
+    """What `build_worker` assembles; `close()` releases the threads once faust has stopped."""
+
+    app: faust.App
+    models: ReloadingModels
+    metrics: StreamMetrics
+    processor: BatchProcessor
+    executor: ThreadPoolExecutor
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.processor.close()
+
+
+def build_worker(settings: WorkerSettings, *, loader: Loader | None = None) -> BuiltWorker:
+    """Everything the worker runs, checked: bad rules or models fail here, before Kafka."""
+    from stream.app import create_app
+
+    rules = load_rules(settings.rules_path)
+    # faust makes its app directory inside data_dir but not data_dir itself.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    metrics = StreamMetrics()
+    models = ReloadingModels(
+        settings.classifier_dir,
+        settings.ner_dir,
+        loader or inference_loader(split_cores=settings.parallel_models),
+        validate=_label_check(rules),
+        metrics=metrics,
+    )
+    processor = BatchProcessor(
+        models,
+        Router(rules),
+        settings.topics,
+        Limits.from_settings(settings),
+        parallel_models=settings.parallel_models,
+    )
+    # One thread: batches are processed one at a time, and a model reload (run on the same
+    # executor) never overlaps a batch.
+    executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
+    app = create_app(settings, processor, executor, metrics, reload=models.check_for_update)
+    return BuiltWorker(app, models, metrics, processor, executor)
+
+
+def run_worker(settings: WorkerSettings, *, loader: Loader | None = None) -> None:
+    """Run the worker in this process until SIGTERM/SIGINT; exits the process when done."""
+    import faust
+
+    configure_logging(settings.log_level, json=settings.log_json)
+    built = build_worker(settings, loader=loader)
+    if settings.metrics_port is not None:
+        built.metrics.serve(settings.metrics_port)
+    log.info(
+        "worker.starting",
+        app_id=settings.app_id,
+        bootstrap=settings.broker.bootstrap_servers,
+        inbound=list(settings.topics.inbound()),
+        routed=settings.topics.routed,
+        dead_letter=settings.topics.dead_letter,
+        batch_size=settings.batch_size,
+        batch_wait_s=settings.batch_wait_s,
+        models=built.models.versions(),
+        metrics_port=settings.metrics_port,
+    )
+    worker = faust.Worker(
+        built.app,
+        loglevel=settings.log_level,
+        quiet=True,
+        # Our structlog handlers stay in charge of logging; faust's would replace them.
+        override_logging=False,
+        redirect_stdouts=False,
+    )
+    # The start-up spinner writes terminal escapes to stdout, among the JSON log lines.
+    worker.spinner = None
+    try:
+        worker.execute_from_commandline()
+    finally:
+        built.close()
+        log.info("worker.stopped", app_id=settings.app_id)

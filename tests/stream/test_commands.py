@@ -1,0 +1,129 @@
+"""The stream's CLI commands: schemas, produce and tail."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from schemas.events import (
+    DeadLetter,
+    DeadLetterReason,
+    ModelRef,
+    RouteReason,
+    RoutingEvent,
+    SourceRef,
+)
+from schemas.jsonschema import WIRE_SCHEMAS
+from schemas.messages import MessageKind
+from stream.commands import register
+from stream.config import BrokerSettings, TopicSettings
+from stream.topics import OutboundRecord, ensure_topics, produce, read_topics
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def cli() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def _env(broker: BrokerSettings, topics: TopicSettings) -> dict[str, str]:
+    return {
+        **topics.as_env(),
+        "TEXTROUTE_BROKER_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "COLUMNS": "200",
+    }
+
+
+def test_schemas_command_writes_one_schema_per_wire_message(
+    cli: typer.Typer, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(cli, ["schemas", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{name}.schema.json" for name in WIRE_SCHEMAS
+    )
+
+
+def test_an_invalid_setting_from_the_environment_is_a_clear_error(cli: typer.Typer) -> None:
+    result = CliRunner().invoke(
+        cli, ["produce", "--samples", "1"], env={"TEXTROUTE_TOPIC_PARTITIONS": "zero"}
+    )
+    assert result.exit_code != 0
+    assert "TopicSettings" in str(result.exception) and "partitions" in str(result.exception)
+
+
+@pytest.mark.integration
+def test_produce_sends_samples_to_the_topic_of_each_kind(
+    cli: typer.Typer, broker_settings: BrokerSettings, unique_topics: TopicSettings
+) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["produce", "--samples", "12", "--malformed-ratio", "0", "--id-prefix", "cli"],
+        env=_env(broker_settings, unique_topics),
+    )
+    assert result.exit_code == 0, result.output
+
+    inbound = list(unique_topics.inbound())
+    got = asyncio.run(read_topics(broker_settings, inbound, idle_s=0.5))
+
+    by_topic = {t: sorted(r.key or b"" for r in got if r.topic == t) for t in inbound}
+    assert by_topic[unique_topics.email] == [f"cli-{i:06d}".encode() for i in (0, 3, 6, 9)]
+    assert len(got) == 12
+
+
+@pytest.mark.integration
+def test_tail_shows_routed_events_and_dead_letters_as_tables(
+    cli: typer.Typer, broker_settings: BrokerSettings, unique_topics: TopicSettings
+) -> None:
+    event = RoutingEvent(
+        message_id="tail-1",
+        kind=MessageKind.TICKET,
+        category="Business",
+        confidence=0.87,
+        route="desk.business",
+        reasons=[RouteReason(rule="category:Business", detail="d")],
+        classifier=ModelRef(name="c", version="1"),
+        received_at=NOW,
+        routed_at=NOW,
+        processing_ms=3.0,
+        source=SourceRef(topic=unique_topics.ticket, partition=0, offset=0),
+    )
+    dead = DeadLetter(
+        reason=DeadLetterReason.INVALID_JSON,
+        error_class="InputRejected",
+        error_message="value is not JSON",
+        source=SourceRef(topic=unique_topics.email, partition=2, offset=5),
+        payload_b64="e30=",
+        payload_size=2,
+        first_seen_at=NOW,
+    )
+
+    async def seed() -> None:
+        await ensure_topics(broker_settings, unique_topics.all_topics(), 1)
+        await produce(
+            broker_settings,
+            [
+                OutboundRecord(unique_topics.routed, b"tail-1", event.model_dump_json().encode()),
+                OutboundRecord(unique_topics.dead_letter, None, dead.model_dump_json().encode()),
+            ],
+        )
+
+    asyncio.run(seed())
+    result = CliRunner().invoke(
+        cli, ["tail", "--no-follow", "--idle", "0.5"], env=_env(broker_settings, unique_topics)
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "Routed events (1 seen)" in result.output
+    assert (
+        "tail-1" in result.output and "desk.business" in result.output and "0.87" in result.output
+    )
+    assert "Dead letters (1 seen)" in result.output and "invalid_json" in result.output

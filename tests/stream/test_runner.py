@@ -1,0 +1,82 @@
+"""Worker start-up: bad rules or models stop it at once with a message that says what to do."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from schemas.errors import ManifestMissing
+from stream.config import BrokerSettings, WorkerSettings
+from stream.errors import RulesInvalidError
+from stream.runner import build_worker
+
+
+def _settings(tmp_path: Path, classifier: Path, rules: str | None) -> WorkerSettings:
+    rules_path = None
+    if rules is not None:
+        rules_path = tmp_path / "rules.yaml"
+        rules_path.write_text(rules, encoding="utf-8")
+    # Nothing listens on port 9: start-up checks must fail before any Kafka connection.
+    return WorkerSettings(
+        broker=BrokerSettings(bootstrap_servers="127.0.0.1:9"),
+        classifier_dir=classifier,
+        ner_dir=None,
+        rules_path=rules_path,
+        data_dir=tmp_path / "faust",
+    )
+
+
+def test_an_invalid_rules_file_stops_the_worker_before_it_connects(
+    tmp_path: Path, tiny_classifier_artifact: Path
+) -> None:
+    settings = _settings(tmp_path, tiny_classifier_artifact, "default_queue: [oops")
+    with pytest.raises(RulesInvalidError, match="not valid YAML"):
+        build_worker(settings)
+
+
+def test_rules_that_map_labels_the_classifier_lacks_stop_the_worker(
+    tmp_path: Path, tiny_classifier_artifact: Path
+) -> None:
+    settings = _settings(
+        tmp_path, tiny_classifier_artifact, "default_queue: q\ncategories: {Weather: w}\n"
+    )
+    with pytest.raises(RulesInvalidError, match=r"\['Weather'\]"):
+        build_worker(settings)
+
+
+def test_a_missing_classifier_says_how_to_get_one(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, tmp_path / "no-model", None)
+    with pytest.raises(ManifestMissing, match="textroute train"):
+        build_worker(settings)
+
+
+def test_a_valid_setup_builds_an_app_named_after_the_consumer_group(
+    tmp_path: Path, tiny_classifier_artifact: Path
+) -> None:
+    settings = _settings(tmp_path, tiny_classifier_artifact, None)
+    built = build_worker(settings)
+    try:
+        assert built.app.conf.id == settings.app_id
+        assert built.app.conf.broker_session_timeout == 10.0
+        assert built.app.conf.broker_heartbeat_interval == 1.0
+        assert built.models.versions() == {"classifier": "20250101T000000Z"}
+    finally:
+        built.close()
+
+
+def test_the_worker_command_prints_one_error_line_and_exits_2(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("default_queue: 'no spaces allowed'\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "stream", "worker", "--rules", str(rules), "--no-ner"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+    )
+    assert done.returncode == 2
+    assert "RulesInvalidError" in done.stderr and "default_queue" in done.stderr
+    assert "Traceback" not in done.stderr
