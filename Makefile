@@ -22,7 +22,7 @@ demo: setup
 
 ## The test command CI runs (.ci/run calls exactly this).
 test: setup
-	$(BIN)/python -m pytest -q -rs --durations=15
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs --durations=15
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not integration and not slow"

@@ -143,7 +143,7 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _call_isolating_failures(
+def call_isolating_failures(
     fn: Callable[[Sequence[object]], Sequence[T | ItemFailure]], texts: Sequence[str]
 ) -> tuple[list[T | ItemFailure], float]:
     """Results of `fn(texts)`, with a crash of the whole call narrowed to the items that cause
@@ -318,8 +318,8 @@ class BatchProcessor:
         if models.ner is not None and self._ner_pool is not None:
             # Tag every text while the classifier runs, on the other core; tags of texts the
             # classifier then fails on are dropped.
-            ner_future = self._ner_pool.submit(_call_isolating_failures, models.ner.entities, texts)
-        classes, result.classify_s = _call_isolating_failures(models.classifier.classify, texts)
+            ner_future = self._ner_pool.submit(call_isolating_failures, models.ner.entities, texts)
+        classes, result.classify_s = call_isolating_failures(models.classifier.classify, texts)
         ok = [isinstance(c, Classification) for c in classes]
         classified = [
             (item, c)
@@ -335,7 +335,7 @@ class BatchProcessor:
             all_entities, result.ner_s = ner_future.result()
             entity_lists = [e for e, keep in zip(all_entities, ok, strict=True) if keep]
         elif models.ner is not None and classified:
-            entity_lists, result.ner_s = _call_isolating_failures(
+            entity_lists, result.ner_s = call_isolating_failures(
                 models.ner.entities, [text for (_, _, text), _ in classified]
             )
         refs = (_model_ref(models.classifier), _model_ref(models.ner) if models.ner else None)

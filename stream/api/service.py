@@ -27,7 +27,7 @@ from stream.worker import (
     EntityTagger,
     ItemFailure,
     ModelSet,
-    _call_isolating_failures,
+    call_isolating_failures,
 )
 
 log = structlog.get_logger("textroute.api")
@@ -136,13 +136,13 @@ class ModelService:
     def _classify_batch(self, texts: Sequence[str]) -> list[Classification | ItemFailure]:
         # Read the model set per batch so a hot reload applies from the next batch on.
         assert self._models is not None
-        return _call_isolating_failures(self._models().classifier.classify, texts)[0]
+        return call_isolating_failures(self._models().classifier.classify, texts)[0]
 
     def _entities_batch(self, texts: Sequence[str]) -> list[list[Entity] | ItemFailure]:
         assert self._models is not None
         ner = self._models().ner
         assert ner is not None
-        return _call_isolating_failures(ner.entities, texts)[0]
+        return call_isolating_failures(ner.entities, texts)[0]
 
     def _runner(self, model: str, fn: BatchFn[str, _R]) -> BatchRunner[str, _R]:
         settings = self.settings
