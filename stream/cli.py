@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
-from rich.console import Console
+
+from stream._cli_runner import run_app
 
 app = typer.Typer(
     name="textroute",
@@ -34,32 +33,7 @@ _register_all()
 
 def main() -> None:
     """Run the CLI; known errors print one clear line and exit 2, with no traceback."""
-    from schemas.errors import SchemaError
-    from training.errors import TrainingError
-
-    known: tuple[type[BaseException], ...] = (TrainingError, SchemaError)
-    try:
-        from stream.errors import StreamError
-
-        known = (*known, StreamError)
-    except ModuleNotFoundError:
-        pass
-    try:
-        app(standalone_mode=False)
-    except known as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {type(exc).__name__}: {exc}")
-        sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own formatting
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    run_app(app)
 
 
 if __name__ == "__main__":
