@@ -104,11 +104,32 @@ def _encode(
     return Encoded(rows, failed)
 
 
-def length_buckets(rows: Sequence[Row], max_batch: int) -> Iterator[list[int]]:
-    """Row indices in batches of similar length, so short texts are not padded to long ones."""
+#: A bucket closes when a row is this much longer than the bucket's shortest row. Padding a
+#: random batch to its longest text cost more than batching saved (measured: batch 32 of mixed
+#: AG News lengths ran slower per text than batch 1, equal lengths ran 1.3x faster).
+MAX_PAD_RATIO = 1.25
+
+
+def length_buckets(
+    rows: Sequence[Row], max_batch: int, max_pad_ratio: float = MAX_PAD_RATIO
+) -> Iterator[list[int]]:
+    """Row indices in batches of similar length, so short texts are not padded to long ones.
+
+    Rows are sorted by length; a batch holds at most `max_batch` rows, and at most
+    `max_pad_ratio` times its shortest row's length, bounding the padding wasted per batch.
+    """
     order = sorted(range(len(rows)), key=lambda i: len(rows[i].ids))
-    for start in range(0, len(order), max_batch):
-        yield order[start : start + max_batch]
+    bucket: list[int] = []
+    for index in order:
+        if bucket and (
+            len(bucket) >= max_batch
+            or len(rows[index].ids) > max_pad_ratio * len(rows[bucket[0]].ids)
+        ):
+            yield bucket
+            bucket = []
+        bucket.append(index)
+    if bucket:
+        yield bucket
 
 
 def pad(rows: Sequence[Row], pad_id: int) -> dict[str, np.ndarray]:
