@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import structlog
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas import FileRole, ModelManifest, TaskKind
-from training.artifact import new_version, save_artifact
+from schemas import ModelManifest, TaskKind
+from training._pipeline import train_evaluate_save
 from training.baseline import train_baseline
 from training.data import (
     LabelledTexts,
@@ -21,11 +19,7 @@ from training.data import (
 )
 from training.models import DEFAULT_BASE_MODEL
 from training.tasks.classification import ClassificationTask
-from training.trainer import Hyperparameters, fine_tune
-
-log = structlog.get_logger(__name__)
-
-EVAL_DIR = "eval"
+from training.trainer import Hyperparameters
 
 
 class ClassifyConfig(BaseSettings):
@@ -107,54 +101,21 @@ def train_classifier(cfg: ClassifyConfig) -> ModelManifest:
             trials=cfg.hp_search,
             seed=hp.seed,
         )
-    result = fine_tune(
-        task, train, val, base_model=cfg.base_model, work_dir=work_dir, hp=hp, resume=cfg.resume
-    )
-    out = cfg.output
-    out.mkdir(parents=True, exist_ok=True)
-    metrics: dict[str, Any] = {
-        "validation": task.evaluate(
-            result.model, result.tokenizer, val, max_length=hp.max_length, out_dir=None
-        ),
-        "train_seconds": result.train_seconds,
-        "train_samples_per_second": result.train_samples_per_second,
-    }
-    if test is not None:
-        metrics["test"] = task.evaluate(
-            result.model,
-            result.tokenizer,
-            test,
-            max_length=hp.max_length,
-            out_dir=out / EVAL_DIR,
-        )
+    extra: dict[str, Any] = {}
     if cfg.baseline:
-        metrics["baseline"] = train_baseline(train, val, test).metrics
+        extra["baseline"] = train_baseline(train, val, test).metrics
     if search_records:
-        metrics["hp_search"] = search_records
-    manifest = ModelManifest(
-        name=cfg.name,
-        version=new_version(),
-        task=task.kind,
-        labels=train.label_names,
-        base_model=cfg.base_model,
-        max_length=hp.max_length,
+        extra["hp_search"] = search_records
+    # The searched hyperparameters are the ones trained with, so they are what the artifact records.
+    return train_evaluate_save(
+        task,
+        train,
+        val,
+        test,
+        cfg.model_copy(update={"hp": hp}),
         text_columns=[*cfg.text_columns, *([cfg.pair_column] if cfg.pair_column else [])],
-        train_data=train.ref,
-        eval_data=test.ref if test is not None else val.ref,
-        metrics=metrics,
+        extra_metrics=extra,
     )
-    extra = {p: FileRole.REPORT for p in sorted((out / EVAL_DIR).glob("*")) if p.is_file()}
-    training_config = json.loads(cfg.model_dump_json())
-    manifest = save_artifact(
-        out,
-        result.model,
-        result.tokenizer,
-        manifest,
-        training_config=training_config,
-        extra_files=extra,
-    )
-    log.info("train_classifier.saved", output=str(out), version=manifest.version)
-    return manifest
 
 
 __all__ = ["ClassifyConfig", "TaskKind", "train_classifier"]
