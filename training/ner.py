@@ -40,6 +40,11 @@ class NerConfig(RunSettings):
     on_error: Literal["raise", "skip"] = "raise"
     label_all_subwords: bool = False
     stride: int = Field(default=DEFAULT_STRIDE, ge=0)
+    context_tokens: int = Field(
+        default=0,
+        ge=0,
+        description="Subwords of document context on each side of a sentence (CoNLL documents).",
+    )
     name: str = "ner"
     output: Path = Path("models/ner")
     validation_fraction: float = Field(default=0.1, gt=0, lt=0.5)
@@ -103,6 +108,7 @@ def _carve(
         tags=val.tags,
         label_names=val.label_names,
         ref=val.ref.model_copy(update={"split": split}),
+        documents=val.documents,
     )
 
 
@@ -111,7 +117,10 @@ def train_ner(cfg: NerConfig) -> ModelManifest:
     scores on validation and test, and write the artifact (labels: IOB2 tags)."""
     train, val, test = load_ner_splits(cfg)
     task = TokenClassificationTask(
-        train.label_names, label_all_subwords=cfg.label_all_subwords, stride=cfg.stride
+        train.label_names,
+        label_all_subwords=cfg.label_all_subwords,
+        stride=cfg.stride,
+        context_tokens=cfg.context_tokens,
     )
     skipped = {
         name: {

@@ -106,6 +106,13 @@ def ner_command(
     stride: Annotated[
         int, Opt(help="Token overlap between windows of a sentence longer than --max-length.")
     ] = 32,
+    context_tokens: Annotated[
+        int,
+        Opt(
+            help="Subwords of the surrounding document (CoNLL -DOCSTART- blocks) read, "
+            "unlabelled, on each side of a sentence; 0 = the sentence alone."
+        ),
+    ] = 0,
     base_model: BaseModelOpt = DEFAULT_BASE_MODEL,
     work_dir: WorkDirOpt = None,
     limit: Annotated[int | None, Opt(help="Use only the first N training sentences.")] = None,

@@ -154,3 +154,19 @@ def test_label_all_subwords_encodes_continuations_as_i_tags(tiny_base_model: Pat
     ]
     assert first_only == [-100, 1, -100, 0, -100]
     assert every == [-100, 1, 2, 0, -100]
+
+
+def test_context_reading_tags_only_the_sentence_words(ner_artifact: Path) -> None:
+    model, tokenizer, manifest = load_artifact(ner_artifact)
+    task = TokenClassificationTask(manifest.labels, context_tokens=12)
+    sentences = [["mary", "visited", "paris", "."], ["john", "works", "for", "google", "."]]
+    data = TaggedSentences(
+        tokens=sentences,
+        tags=[[5, 0, 1, 0], [5, 0, 0, 3, 0]],
+        label_names=manifest.labels,
+        documents=[0, 0],
+    )
+    predicted = task.predict_words(model, tokenizer, sentences, max_length=32, documents=[0, 0])
+    assert [len(p.tags) for p in predicted] == [4, 5]
+    assert [p.tags for p in predicted] == data.tags
+    assert task.evaluate(model, tokenizer, data, max_length=32, out_dir=None)["f1"] == 1.0

@@ -47,6 +47,9 @@ class TaggedSentences:
     skipped: list[Skipped] = field(default_factory=list)
     #: Tags rewritten from IOB1 to IOB2 (an entity opening with I-).
     repaired_tags: int = 0
+    #: Document number of each sentence (CoNLL -DOCSTART- blocks), when the source has them:
+    #: neighbouring sentences of the same document can then serve as context.
+    documents: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -63,6 +66,7 @@ class TaggedSentences:
             ref=self.ref.model_copy(update={"rows": len(indices)}),
             skipped=self.skipped,
             repaired_tags=self.repaired_tags,
+            documents=None if self.documents is None else [self.documents[i] for i in indices],
         )
 
     def skip_summary(self) -> dict[str, int]:
@@ -88,29 +92,34 @@ def find_conll_splits(directory: Path) -> dict[str, Path]:
     return found
 
 
-def _conll_sentences(path: Path) -> Iterator[tuple[int, list[tuple[int, str]]]]:
-    """(first line number, [(line number, line)]) per blank-line separated sentence."""
+def _conll_sentences(path: Path) -> Iterator[tuple[int, int, list[tuple[int, str]]]]:
+    """(document number, first line number, [(line number, line)]) per blank-line separated
+    sentence; each -DOCSTART- line opens a new document."""
     block: list[tuple[int, str]] = []
+    document = 0
     with path.open(encoding="utf-8") as fh:
         for number, raw in enumerate(fh, start=1):
             line = raw.strip()
             if not line or line.startswith(DOCSTART):
                 if block:
-                    yield block[0][0], block
+                    yield document, block[0][0], block
                     block = []
+                if line.startswith(DOCSTART):
+                    document += 1
                 continue
             block.append((number, line))
     if block:
-        yield block[0][0], block
+        yield document, block[0][0], block
 
 
 def _read_conll(
     path: Path, *, on_error: str
-) -> tuple[list[list[str]], list[list[str]], list[Skipped]]:
+) -> tuple[list[list[str]], list[list[str]], list[Skipped], list[int]]:
     tokens: list[list[str]] = []
     tags: list[list[str]] = []
     skipped: list[Skipped] = []
-    for first, block in _conll_sentences(path):
+    documents: list[int] = []
+    for document, first, block in _conll_sentences(path):
         words: list[str] = []
         labels: list[str] = []
         problem = None
@@ -140,7 +149,8 @@ def _read_conll(
             continue
         tokens.append(words)
         tags.append(labels)
-    return tokens, tags, skipped
+        documents.append(document)
+    return tokens, tags, skipped, documents
 
 
 def _read_rows(
@@ -235,12 +245,13 @@ def load_tagged(
         raise DataError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     text = str(source)
     path = Path(text)
+    documents: list[int] | None = None
     if path.is_dir():
         path = find_conll_splits(path)["train" if split in (None, "train") else split]
     if path.suffix.lower() in CONLL_SUFFIXES:
         if not path.is_file():
             raise DataFileNotFound(f"data file {path} does not exist")
-        tokens, tag_names, skipped = _read_conll(path, on_error=on_error)
+        tokens, tag_names, skipped, documents = _read_conll(path, on_error=on_error)
     else:
         raw_tokens, raw_tags, names = _read_rows(
             text, split=split, tokens_column=tokens_column, tags_column=tags_column
@@ -248,6 +259,7 @@ def load_tagged(
         tokens, tag_names, skipped = _row_tags(raw_tokens, raw_tags, names or label_names, text)
     if limit is not None:
         tokens, tag_names = tokens[:limit], tag_names[:limit]
+        documents = documents[:limit] if documents is not None else None
     if not tokens:
         raise DataError(f"{source}: no sentences to load")
     repaired = 0
@@ -287,4 +299,5 @@ def load_tagged(
         ref=ref,
         skipped=skipped,
         repaired_tags=repaired,
+        documents=documents,
     )

@@ -49,12 +49,13 @@ def align_labels(
 
     The first subword of each word gets the word's label; special tokens get -100. Later
     subwords get -100, or, when `continuation` (from `continuation_ids`) is given, the word's
-    label mapped through it (B-X -> I-X), which labels all subwords.
+    label mapped through it (B-X -> I-X), which labels all subwords. A word labelled -100
+    (unlabelled context) stays -100 on every subword.
     """
     firsts = set(first_subwords(word_ids, offsets).values())
     labels: list[int] = []
     for position, word in enumerate(word_ids):
-        if word is None:
+        if word is None or word_labels[word] == IGNORE_INDEX:
             labels.append(IGNORE_INDEX)
         elif position in firsts:
             labels.append(word_labels[word])

@@ -19,6 +19,7 @@ from training.tasks._bio import (
     continuation_ids,
     first_subwords,
 )
+from training.tasks._context import with_context
 from training.tasks._ner_eval import report_ner, seqeval_scores
 
 DEFAULT_STRIDE = 32
@@ -51,7 +52,9 @@ class TokenClassificationTask:
 
     Sentences longer than `max_length` subwords become overlapping windows (`stride` tokens
     of overlap) rather than being truncated, and at prediction time each word takes the
-    window where it sits most centrally.
+    window where it sits most centrally. With `context_tokens` > 0 and data that knows its
+    documents, each sentence is read between up to that many subwords of its neighbours on
+    each side, unlabelled, in training and in evaluation alike.
     """
 
     kind = TaskKind.TOKEN_CLASSIFICATION
@@ -63,10 +66,12 @@ class TokenClassificationTask:
         *,
         label_all_subwords: bool = False,
         stride: int = DEFAULT_STRIDE,
+        context_tokens: int = 0,
     ) -> None:
         self.label_names = list(label_names)
         self.label_all_subwords = label_all_subwords
         self.stride = stride
+        self.context_tokens = context_tokens
         self._continuation = continuation_ids(self.label_names)
 
     def build_model(self, base_model: str) -> PreTrainedModel:
@@ -98,7 +103,20 @@ class TokenClassificationTask:
     ) -> Any:
         import datasets
 
-        ds = datasets.Dataset.from_dict({"tokens": data.tokens, "tags": data.tags})
+        contexts = with_context(
+            tokenizer,
+            data.tokens,
+            data.documents,
+            budget=self.context_tokens,
+            max_length=max_length,
+        )
+        tags = [
+            [IGNORE_INDEX] * c.start
+            + list(sentence_tags)
+            + [IGNORE_INDEX] * (len(c.words) - c.start - c.length)
+            for c, sentence_tags in zip(contexts, data.tags, strict=True)
+        ]
+        ds = datasets.Dataset.from_dict({"tokens": [c.words for c in contexts], "tags": tags})
         continuation = self._continuation if self.label_all_subwords else None
 
         def tokenize(batch: dict[str, list[Any]]) -> Any:
@@ -150,9 +168,14 @@ class TokenClassificationTask:
         max_length: int,
         batch_size: int = 64,
         progress: str | None = None,
+        documents: Sequence[int] | None = None,
     ) -> list[WordPredictions]:
-        """Tag each word of pre-split sentences (the label of its first subword)."""
-        enc = self._tokenize(tokenizer, tokens, max_length)
+        """Tag each word of pre-split sentences (the label of its first subword); with
+        `documents`, read each sentence in its document context as in training."""
+        contexts = with_context(
+            tokenizer, tokens, documents, budget=self.context_tokens, max_length=max_length
+        )
+        enc = self._tokenize(tokenizer, [c.words for c in contexts], max_length)
         probs = _window_probs(model, tokenizer, enc, batch_size=batch_size, progress=progress)
         best: list[dict[int, tuple[int, int, float]]] = [{} for _ in tokens]
         for window, sentence in enumerate(enc["overflow_to_sample_mapping"]):
@@ -160,7 +183,13 @@ class TokenClassificationTask:
             content = [p for p, w in enumerate(word_ids) if w is not None]
             if not content:
                 continue
-            for word, position in first_subwords(word_ids, enc["offset_mapping"][window]).items():
+            c = contexts[sentence]
+            for word_in_context, position in first_subwords(
+                word_ids, enc["offset_mapping"][window]
+            ).items():
+                word = word_in_context - c.start
+                if not 0 <= word < c.length:
+                    continue  # a context word: not this sentence's to tag
                 rank = _centrality(position, content[0], content[-1])
                 row = probs[window][position]
                 tag = int(row.argmax())
@@ -190,7 +219,12 @@ class TokenClassificationTask:
         """Word-level tags of whole sentences scored with seqeval: overall and per-type
         precision/recall/F1, a per-type confusion summary and the misclassified sentences."""
         predictions = self.predict_words(
-            model, tokenizer, data.tokens, max_length=max_length, progress="evaluating"
+            model,
+            tokenizer,
+            data.tokens,
+            max_length=max_length,
+            progress="evaluating",
+            documents=data.documents,
         )
         gold = [data.tag_names(i) for i in range(len(data))]
         predicted = [[self.label_names[t] for t in p.tags] for p in predictions]
