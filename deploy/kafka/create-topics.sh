@@ -21,8 +21,6 @@ topics=(
   "${TEXTROUTE_TOPIC_TICKET:-textroute.ticket}"
   "${TEXTROUTE_TOPIC_ARTICLE:-textroute.article}"
   "${TEXTROUTE_TOPIC_ROUTED:-textroute.routed}"
-  # For consumers that handle the human-review queue on a topic of their own.
-  "${TEXTROUTE_TOPIC_REVIEW:-textroute.review}"
   "${TEXTROUTE_TOPIC_DEAD_LETTER:-textroute.dead-letter}"
 )
 

@@ -47,12 +47,16 @@ class TextEncoder:
         self._pairs = Tokenizer.from_str(text)
         self._pairs.no_padding()
         self._pairs.enable_truncation(max_length, strategy="longest_first")
+        # A long context is read in overlapping windows, each with the whole question.
+        self._qa_stride = max(0, min(stride, room // 4))
         self._qa = Tokenizer.from_str(text)
         self._qa.no_padding()
-        self._qa.enable_truncation(max_length, strategy="only_second")
-        self._no_overlap = Tokenizer.from_str(text)
-        self._no_overlap.no_padding()
-        self._no_overlap.enable_truncation(max_length, stride=0)
+        self._qa.enable_truncation(max_length, stride=self._qa_stride, strategy="only_second")
+        # tokenizers panics (an uncatchable-by-Exception PanicException) when a long question
+        # leaves the context less room than the stride: such pairs go through without overlap.
+        self._qa_plain = Tokenizer.from_str(text)
+        self._qa_plain.no_padding()
+        self._qa_plain.enable_truncation(max_length, strategy="only_second")
         pad = self._truncating.token_to_id("[PAD]")
         if pad is None:
             pad = self._truncating.token_to_id("<pad>")
@@ -63,12 +67,26 @@ class TextEncoder:
         return _encode(self._chunking if chunks else self._truncating, items, chunks)
 
     def windows(self, items: Sequence[tuple[int, str]]) -> Encoded:
-        """Rows for single texts in non-overlapping windows, so each token is tagged once."""
-        return _encode(self._no_overlap, items, True)
+        """Rows for single texts in overlapping windows, for tagging: a token near a window's
+        edge is also read, with context on both sides, in its neighbour."""
+        return _encode(self._chunking, items, True)
 
     def pairs(self, items: Sequence[tuple[int, tuple[str, str]]], *, qa: bool = False) -> Encoded:
-        """Rows for text pairs, truncated (the context only, for question answering)."""
-        return _encode(self._qa if qa else self._pairs, items, False)
+        """Rows for text pairs, truncated; for question answering, the question with every
+        overlapping window of the context."""
+        if not qa:
+            return _encode(self._pairs, items, False)
+        questions = self._truncating.encode_batch([q for _, (q, _) in items])
+        # Room for context tokens per window: max_length less the question and 3 specials.
+        fits = [
+            self.max_length - _MAX_SPECIAL_TOKENS - (len(q.ids) - 2) > self._qa_stride
+            for q in questions
+        ]
+        strided = _encode(self._qa, [x for x, ok in zip(items, fits, strict=True) if ok], True)
+        plain = _encode(
+            self._qa_plain, [x for x, ok in zip(items, fits, strict=True) if not ok], False
+        )
+        return Encoded(strided.rows + plain.rows, {**strided.failed, **plain.failed})
 
 
 @dataclass(frozen=True)

@@ -20,20 +20,36 @@ class _Word:
 
 
 def _words(rows: Sequence[Row], probs: Sequence[np.ndarray], labels: Sequence[str]) -> list[_Word]:
-    """One entry per word: its tag and probability from its first sub-token, its span from all."""
-    words: dict[int, _Word] = {}
+    """One entry per word: its tag and probability from its first sub-token, its span from all.
+
+    Windows of a long text overlap; a token read in several windows takes its prediction from
+    the one where it sits furthest from an edge, where the model saw context on both sides.
+    """
+    spans: dict[int, list[int]] = {}
+    # (word, token start) -> (distance from the window's nearer edge, probability row)
+    best: dict[tuple[int, int], tuple[int, np.ndarray]] = {}
     for row, p in zip(rows, probs, strict=True):
-        best = p.argmax(-1)
-        for t, w in enumerate(row.word_ids):
-            if w is None:
-                continue
+        content = [t for t, w in enumerate(row.word_ids) if w is not None]
+        if not content:
+            continue
+        first, last = content[0], content[-1]
+        for t in content:
+            w = row.word_ids[t]
+            assert w is not None
             start, end = row.offsets[t]
-            if w in words:
-                word = words[w]
-                word.start, word.end = min(word.start, start), max(word.end, end)
-            else:
-                words[w] = _Word(start, end, labels[int(best[t])], float(p[t, best[t]]))
-    return [words[w] for w in sorted(words)]
+            span = spans.setdefault(w, [start, end])
+            span[0], span[1] = min(span[0], start), max(span[1], end)
+            rank = min(t - first, last - t)
+            seen = best.get((w, start))
+            if seen is None or rank > seen[0]:
+                best[(w, start)] = (rank, p[t])
+    words = []
+    for w in sorted(spans):
+        start, end = spans[w]
+        row_probs = best[(w, start)][1]  # the word's first sub-token
+        tag = int(row_probs.argmax())
+        words.append(_Word(start, end, labels[tag], float(row_probs[tag])))
+    return words
 
 
 def entity_spans(

@@ -173,8 +173,9 @@ class Predictor:
         return results
 
     def answers(self, pairs: Sequence[object]) -> list[Answer | ItemError]:
-        """Extractive answers to (question, context) pairs, as spans of each context. The
-        context is truncated to fit max_length with the question."""
+        """Extractive answers to (question, context) pairs, as spans of each context. A
+        context longer than max_length is read in overlapping windows, each with the question;
+        the answer is the best-scoring span of any window."""
         self._require(TaskKind.QUESTION_ANSWERING)
         good: list[tuple[int, tuple[str, str]]] = []
         errors: dict[int, ItemError] = {}
@@ -193,9 +194,9 @@ class Predictor:
             if isinstance(out, Exception):
                 errors[row.item] = _failure(row.item, out)
             else:
-                found[row.item] = best_span(
-                    row, out, contexts[row.item], self.settings.max_answer_tokens
-                )
+                span = best_span(row, out, contexts[row.item], self.settings.max_answer_tokens)
+                if row.item not in found or span.score > found[row.item].score:
+                    found[row.item] = span
         return [errors[i] if i in errors else found[i] for i in range(len(pairs))]
 
     def answer(self, question: str, context: str) -> Answer | ItemError:

@@ -25,7 +25,6 @@ APP_SERVICES = ("worker", "gpu-worker", "api")
 # TEXTROUTE_* variables read by something other than a settings class.
 NOT_SETTINGS = {
     "TEXTROUTE_HEALTHCHECK_URL": "the image's HEALTHCHECK",
-    "TEXTROUTE_TOPIC_REVIEW": "create-topics.sh",
     "TEXTROUTE_TOPIC_MIN_INSYNC_REPLICAS": "create-topics.sh",
 }
 

@@ -82,7 +82,6 @@ def test_creates_every_topic_with_configured_partitions_replication_and_min_isr(
         "textroute.ticket",
         "textroute.article",
         "textroute.routed",
-        "textroute.review",
         "textroute.dead-letter",
     }
     for call in made.values():
@@ -114,7 +113,7 @@ def test_grows_an_existing_topic_that_has_fewer_partitions(tmp_path: Path) -> No
     proc, calls = run_init(tmp_path, TEXTROUTE_TOPIC_PARTITIONS="8", FAKE_PARTITIONS="3")
     assert proc.returncode == 0, proc.stderr
     alters = [c for c in calls if "--alter" in c]
-    assert len(alters) == 6
+    assert len(alters) == 5
     assert all("--partitions 8" in c for c in alters)
 
 

@@ -68,3 +68,13 @@ def test_no_entity_tags_give_no_entities() -> None:
     text = "the cat"
     row, probs = _row(text, [("the", 0), ("cat", 1)], ["O", "O"])
     assert entity_spans(text, [row], [probs], LABELS) == []
+
+
+def test_a_token_read_in_two_windows_takes_the_window_where_it_is_central() -> None:
+    text = "we met Mary Smith today at noon"
+    pieces = [("we", 0), ("met", 1), ("Mary", 2), ("Smith", 3), ("today", 4), ("at", 5)]
+    # Window 1 ends at "Mary" (no right context) and misreads it; window 2 sees it centrally.
+    edge, p1 = _row(text, pieces[:3], ["O", "O", "O"])
+    centre, p2 = _row(text, pieces[1:], ["O", "B-PER", "I-PER", "O", "O"])
+    (entity,) = entity_spans(text, [edge, centre], [p1, p2], LABELS)
+    assert (entity.type, entity.text) == ("PER", "Mary Smith")
