@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import structlog
@@ -133,14 +134,7 @@ class Predictor:
     def classify_pairs(self, pairs: Sequence[object]) -> list[Classification | ItemError]:
         """Classification of sentence pairs (a pair-classification artifact)."""
         self._require(TaskKind.PAIR_CLASSIFICATION)
-        good: list[tuple[int, tuple[str, str]]] = []
-        errors: dict[int, ItemError] = {}
-        for i, value in enumerate(pairs):
-            checked = check_pair(i, value, self.settings.max_chars)
-            if isinstance(checked, ItemError):
-                errors[i] = checked
-            else:
-                good.append((i, checked))
+        good, errors = _checked(pairs, check_pair, self.settings.max_chars)
         return self._classify_rows(len(pairs), errors, self._encoder.pairs(good))
 
     def entities(self, texts: Sequence[object]) -> list[list[Entity] | ItemError]:
@@ -177,14 +171,7 @@ class Predictor:
         context longer than max_length is read in overlapping windows, each with the question;
         the answer is the best-scoring span of any window."""
         self._require(TaskKind.QUESTION_ANSWERING)
-        good: list[tuple[int, tuple[str, str]]] = []
-        errors: dict[int, ItemError] = {}
-        for i, value in enumerate(pairs):
-            checked = check_pair(i, value, self.settings.max_chars)
-            if isinstance(checked, ItemError):
-                errors[i] = checked
-            else:
-                good.append((i, checked))
+        good, errors = _checked(pairs, check_pair, self.settings.max_chars)
         encoded = self._encoder.pairs(good, qa=True)
         errors.update(_refused(encoded))
         outputs = self._run(encoded.rows, ["start_logits", "end_logits"], per_token=True)
@@ -206,15 +193,27 @@ class Predictor:
     def _check_texts(
         self, texts: Sequence[object]
     ) -> tuple[list[tuple[int, str]], dict[int, ItemError]]:
-        good: list[tuple[int, str]] = []
-        errors: dict[int, ItemError] = {}
-        for i, value in enumerate(texts):
-            checked = check_text(i, value, self.settings.max_chars)
-            if isinstance(checked, ItemError):
-                errors[i] = checked
-            else:
-                good.append((i, checked))
-        return good, errors
+        return _checked(texts, check_text, self.settings.max_chars)
+
+
+T = TypeVar("T")
+
+
+def _checked(
+    values: Sequence[object],
+    check: Callable[[int, object, int], T | ItemError],
+    max_chars: int,
+) -> tuple[list[tuple[int, T]], dict[int, ItemError]]:
+    """Usable items with their index, and an ItemError for each item `check` refuses."""
+    good: list[tuple[int, T]] = []
+    errors: dict[int, ItemError] = {}
+    for i, value in enumerate(values):
+        checked = check(i, value, max_chars)
+        if isinstance(checked, ItemError):
+            errors[i] = checked
+        else:
+            good.append((i, checked))
+    return good, errors
 
 
 def best_span(row: Row, out: Outputs, context: str, max_tokens: int) -> Answer:
