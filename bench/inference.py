@@ -6,9 +6,12 @@ textroute predictor on PyTorch fp32, ONNX fp32 and ONNX int8 at several batch si
 classifier and (optionally) the NER model. It also measures this machine's int8 matmul rate with
 ONNX Runtime, prints the compute bound (texts/s) it implies for the model, and each result as a
 fraction of it. With --accuracy it scores fp32 and int8 ONNX on every text given (--limit 0 for
-the whole test set).
+the whole test set). With --multitask DIR it also times a classify-and-tag artifact
+(`classify_and_tag`: class and entities from one encoder pass) against the classifier and NER
+model run one after the other, and against the two naive pipelines together.
 
     python bench/inference.py --classifier models/classifier --ner models/ner --json out.json
+    python bench/inference.py ... --multitask models/multitask      # one encoder vs two
     python bench/inference.py --smoke-dir /tmp/smoke --limit 200     # untrained MiniLM heads
 """
 
@@ -149,6 +152,49 @@ def mean_tokens(artifact: Path, texts: Sequence[str], max_length: int) -> float:
     return float(np.mean([len(e.ids) for e in tok.encode_batch(list(texts))]))
 
 
+# The predictor method each model kind is timed with.
+RUNS = {"classifier": "classify", "ner": "entities", "multitask": "classify_and_tag"}
+
+
+def bench_naive(kind: str, artifact: Path, texts: list[str], naive_limit: int) -> Result:
+    """The transformers pipeline of a classifier or NER artifact, one text per call."""
+    from training.artifact import artifact_pipeline
+
+    if kind == "classifier":
+        pipe: Any = artifact_pipeline(artifact, device="cpu")
+    else:
+        pipe = artifact_pipeline(artifact, device="cpu", aggregation_strategy="first")
+    naive_texts = texts[:naive_limit] if naive_limit > 0 else texts
+    console.print(f"[bold]{kind}[/]: naive pipeline, one text per call ({len(naive_texts)} texts)")
+    kwargs = {"truncation": True} if kind == "classifier" else {}
+    times = timed_batches(lambda chunk: pipe(chunk[0], **kwargs), naive_texts, 1)
+    return summarize(kind, "naive pipeline", 1, len(naive_texts), times)
+
+
+def bench_two_models(
+    classifier: Path, ner: Path, texts: list[str], batches: Sequence[int], threads: int
+) -> list[Result]:
+    """What a classify-and-tag artifact replaces: ONNX int8 classify, then entities, per batch."""
+    from stream.inference import InferenceSettings, load_predictor
+
+    results = []
+    for batch in batches:
+        settings = InferenceSettings.model_validate(
+            {"backend": "onnx", "precision": "int8", "threads": threads, "max_batch": batch}
+        )
+        clf, tagger = load_predictor(classifier, settings), load_predictor(ner, settings)
+        console.print(f"[bold]classifier+ner[/]: ONNX int8, two models, batch {batch}")
+
+        def both(chunk: list[str], c: Any = clf, t: Any = tagger) -> object:
+            return c.classify(chunk), t.entities(chunk)
+
+        times = timed_batches(both, texts, batch)
+        results.append(
+            summarize("classifier+ner", "ONNX int8 (two passes)", batch, len(texts), times)
+        )
+    return results
+
+
 def bench_model(
     kind: str,
     artifact: Path,
@@ -157,25 +203,16 @@ def bench_model(
     threads: int,
     naive_limit: int,
 ) -> list[Result]:
+    """The naive pipeline (classifier, NER) then the predictor on each engine and batch size."""
     import torch
-    from transformers import pipeline
 
     from stream.inference import InferenceSettings, load_predictor
 
     if threads:
         torch.set_num_threads(threads)
     results: list[Result] = []
-    if kind == "classifier":
-        pipe: Any = pipeline("text-classification", model=str(artifact), device="cpu")
-    else:
-        pipe = pipeline(
-            "token-classification", model=str(artifact), device="cpu", aggregation_strategy="first"
-        )
-    naive_texts = texts[:naive_limit] if naive_limit > 0 else texts
-    console.print(f"[bold]{kind}[/]: naive pipeline, one text per call ({len(naive_texts)} texts)")
-    kwargs = {"truncation": True} if kind == "classifier" else {}
-    times = timed_batches(lambda chunk: pipe(chunk[0], **kwargs), naive_texts, 1)
-    results.append(summarize(kind, "naive pipeline", 1, len(naive_texts), times))
+    if kind != "multitask":  # no transformers pipeline reads a classify-and-tag head
+        results.append(bench_naive(kind, artifact, texts, naive_limit))
     engines = [
         ("torch", "fp32", "PyTorch fp32"),
         ("onnx", "fp32", "ONNX fp32"),
@@ -187,7 +224,7 @@ def bench_model(
                 {"backend": backend, "precision": precision, "threads": threads, "max_batch": batch}
             )
             predictor = load_predictor(artifact, settings)
-            run = predictor.classify if kind == "classifier" else predictor.entities
+            run = getattr(predictor, RUNS[kind])
             console.print(f"[bold]{kind}[/]: {label}, batch {batch}")
             times = timed_batches(run, texts, batch)
             results.append(summarize(kind, label, batch, len(texts), times))
@@ -216,8 +253,9 @@ def accuracy(artifact: Path, texts: list[str], labels: list[int], threads: int) 
     return scores
 
 
-def build_smoke_artifacts(out: Path) -> tuple[Path, Path]:
-    """MiniLM classifier and NER artifacts with UNTRAINED heads: right for speed, not accuracy."""
+def build_smoke_artifacts(out: Path) -> tuple[Path, Path, Path]:
+    """MiniLM classifier, NER and classify-and-tag artifacts with UNTRAINED heads: right for
+    speed, not accuracy."""
     from transformers import (
         AutoModelForSequenceClassification,
         AutoModelForTokenClassification,
@@ -231,20 +269,13 @@ def build_smoke_artifacts(out: Path) -> tuple[Path, Path]:
 
     base = offline_minilm_dir()
     tokenizer = AutoTokenizer.from_pretrained(base)
+    classes = ["World", "Sports", "Business", "Sci/Tech"]
+    tags = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
     made = []
     for name, auto, task, labels in [
-        (
-            "classifier",
-            AutoModelForSequenceClassification,
-            TaskKind.CLASSIFICATION,
-            ["World", "Sports", "Business", "Sci/Tech"],
-        ),
-        (
-            "ner",
-            AutoModelForTokenClassification,
-            TaskKind.TOKEN_CLASSIFICATION,
-            ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"],
-        ),
+        ("classifier", AutoModelForSequenceClassification, TaskKind.CLASSIFICATION, classes),
+        ("ner", AutoModelForTokenClassification, TaskKind.TOKEN_CLASSIFICATION, tags),
+        ("multitask", AutoModelForTokenClassification, TaskKind.CLASSIFY_AND_TAG, tags + classes),
     ]:
         target = out / name
         if not (target / "model.int8.onnx").is_file():
@@ -259,6 +290,7 @@ def build_smoke_artifacts(out: Path) -> tuple[Path, Path]:
                 version="smoke",
                 task=task,
                 labels=labels,
+                class_labels=classes if task is TaskKind.CLASSIFY_AND_TAG else None,
                 base_model=str(base),
                 max_length=128,
                 text_columns=["description"],
@@ -266,7 +298,7 @@ def build_smoke_artifacts(out: Path) -> tuple[Path, Path]:
             save_artifact(target, model, tokenizer, manifest)
             export_artifact(target, gates=GateSettings(enabled=False))
         made.append(target)
-    return made[0], made[1]
+    return made[0], made[1], made[2]
 
 
 def table(results: Sequence[Result], bounds: dict[str, float]) -> Table:
@@ -285,6 +317,8 @@ def table(results: Sequence[Result], bounds: dict[str, float]) -> Table:
             f"{r.fraction_of_bound:.0%}" if r.fraction_of_bound else "",
         )
     out.caption = "; ".join(f"{k} bound {v:.0f} texts/s" for k, v in bounds.items())
+    if "multitask" in bounds:
+        out.caption += "; multitask x naive: against both naive pipelines in turn"
     return out
 
 
@@ -292,6 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classifier", type=Path, help="Exported classifier artifact.")
     parser.add_argument("--ner", type=Path, help="Exported NER artifact (optional).")
+    parser.add_argument(
+        "--multitask", type=Path, help="Exported classify-and-tag artifact (optional)."
+    )
     parser.add_argument("--smoke-dir", type=Path, help="Build untrained MiniLM artifacts here.")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="AG News test.csv.")
     parser.add_argument("--text-column", default="description")
@@ -305,9 +342,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="Write the results here.")
     args = parser.parse_args(argv)
 
-    classifier, ner = args.classifier, args.ner
+    classifier, ner, multitask = args.classifier, args.ner, args.multitask
     if args.smoke_dir is not None:
-        classifier, ner = build_smoke_artifacts(args.smoke_dir)
+        classifier, ner, multitask = build_smoke_artifacts(args.smoke_dir)
     if classifier is None:
         parser.error("give --classifier DIR (and --ner DIR) or --smoke-dir DIR")
     texts, _ = load_texts(args.data, args.text_column, args.limit)
@@ -319,7 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[Result] = []
     bounds: dict[str, float] = {}
     compute: dict[str, dict[str, float]] = {}
-    for kind, artifact in (("classifier", classifier), ("ner", ner)):
+    naive_rates: dict[str, float] = {}
+    for kind, artifact in (("classifier", classifier), ("ner", ner), ("multitask", multitask)):
         if artifact is None or args.skip_speed:
             continue
         config = json.loads((artifact / "config.json").read_text())
@@ -337,9 +375,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"-> compute bound {bounds[kind]:.0f} texts/s"
         )
         model_results = bench_model(kind, artifact, texts, batches, args.threads, args.naive_limit)
-        naive = model_results[0].texts_per_s
+        if kind == "multitask" and classifier is not None and ner is not None:
+            model_results += bench_two_models(classifier, ner, texts, batches, args.threads)
+        if kind != "multitask":
+            naive_rates[kind] = model_results[0].texts_per_s
+        # One text through both naive pipelines is what a classify-and-tag pass replaces.
+        naive = (
+            naive_rates.get(kind)
+            if kind != "multitask"
+            else (
+                1.0 / sum(1.0 / r for r in naive_rates.values()) if len(naive_rates) == 2 else None
+            )
+        )
         for r in model_results:
-            r.speedup_vs_naive = r.texts_per_s / naive
+            r.speedup_vs_naive = r.texts_per_s / naive if naive else None
             r.fraction_of_bound = r.texts_per_s / bounds[kind]
         results += model_results
     if results:

@@ -8,12 +8,16 @@ In one run, on the same messages, through the same broker, measures:
 - naive: an aiokafka loop calling `transformers.pipeline` (classification + NER) per message and
   producing each result with send_and_wait, measured the same way;
 - bare: the inference layer alone (Predictor.classify + entities in batches of the worker's
-  batch size) on the same texts, no Kafka: the ceiling the worker can approach.
+  batch size) on the same texts, no Kafka: the ceiling the worker can approach;
+- with --multitask DIR, the same worker and bare inference with ONE classify-and-tag artifact
+  (TEXTROUTE_WORKER_MODEL_DIR; classify_and_tag, one encoder pass per message), against the
+  same naive two-pipeline consumer.
 
 Targets on a 2-core machine: worker >= 5x naive and >= 80% of bare throughput.
 
     python bench/stream.py --classifier models/classifier --ner models/ner --messages 2000
-    python bench/stream.py --smoke            # tiny random models, a few hundred messages
+    python bench/stream.py ... --multitask models/multitask   # adds the one-encoder worker
+    python bench/stream.py --smoke            # tiny trained models (a multitask one too)
     python bench/stream.py ... --write-results   # append the table to bench/RESULTS.md
 """
 
@@ -111,10 +115,11 @@ def model_text(record: SampleRecord) -> str:
 async def naive_consumer(args: argparse.Namespace) -> None:
     """Per message: parse, classify with a pipeline, tag with a pipeline, send_and_wait."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-    from transformers import pipeline
 
-    classify = pipeline("text-classification", model=args.classifier, device="cpu")
-    tag = pipeline("token-classification", model=args.ner, aggregation_strategy="simple")
+    from training.artifact import artifact_pipeline
+
+    classify = artifact_pipeline(args.classifier, device="cpu")
+    tag = artifact_pipeline(args.ner, device="cpu", aggregation_strategy="simple")
     # The same token limits as the worker: truncate to classify, windows of max_length to tag.
     ner_length = read_manifest(args.ner, verify=False).max_length
     assert classify.tokenizer is not None and tag.tokenizer is not None
@@ -256,21 +261,31 @@ async def measure_system(
     )
 
 
-def bare_inference(args: argparse.Namespace, texts: list[str]) -> SystemResult:
-    """The inference layer alone, batched like the worker, on the same texts."""
-    from stream.inference import load_predictor
+def bare_inference(
+    args: argparse.Namespace, texts: list[str], *, multitask: bool = False
+) -> SystemResult:
+    """The inference layer alone, batched like the worker, on the same texts: the classifier
+    and the NER model, or with `multitask` the one classify-and-tag model, one call a batch."""
+    from stream.inference import MultiTaskPredictor, load_predictor
 
-    classifier, ner = load_predictor(args.classifier), load_predictor(args.ner)
+    if multitask:
+        joint = load_predictor(args.multitask)
+        assert isinstance(joint, MultiTaskPredictor), f"{args.multitask} is not classify-and-tag"
+        calls: list[Callable[[list[str]], object]] = [joint.classify_and_tag]
+    else:
+        classifier, ner = load_predictor(args.classifier), load_predictor(args.ner)
+        calls = [classifier.classify, ner.entities]
     warm = texts[: args.batch_size]
-    classifier.classify(warm)
-    ner.entities(warm)
+    for call in calls:
+        call(warm)
     start = time.perf_counter()
     for i in range(0, len(texts), args.batch_size):
         chunk = texts[i : i + args.batch_size]
-        classifier.classify(chunk)
-        ner.entities(chunk)
+        for call in calls:
+            call(chunk)
     seconds = time.perf_counter() - start
-    return SystemResult("bare inference", len(texts), seconds, len(texts) / seconds)
+    name = "bare inference (multitask)" if multitask else "bare inference"
+    return SystemResult(name, len(texts), seconds, len(texts) / seconds)
 
 
 # ---- orchestration --------------------------------------------------------------------------
@@ -289,13 +304,19 @@ def _topics(tag: str, system: str) -> TopicSettings:
 
 
 def _worker_factory(
-    args: argparse.Namespace, bootstrap: str, topics: TopicSettings, logs: Path, tag: str
+    args: argparse.Namespace,
+    bootstrap: str,
+    topics: TopicSettings,
+    logs: Path,
+    tag: str,
+    *,
+    multitask: bool = False,
 ) -> Starter:
     env = {
         **os.environ,
         **topics.as_env(),
         "TEXTROUTE_BROKER_BOOTSTRAP_SERVERS": bootstrap,
-        "TEXTROUTE_WORKER_APP_ID": f"bench-{tag}-worker",
+        "TEXTROUTE_WORKER_APP_ID": f"bench-{tag}-worker{'-mt' if multitask else ''}",
         "TEXTROUTE_WORKER_CLASSIFIER_DIR": args.classifier,
         "TEXTROUTE_WORKER_NER_DIR": args.ner,
         "TEXTROUTE_WORKER_BATCH_SIZE": str(args.batch_size),
@@ -306,6 +327,9 @@ def _worker_factory(
     }
     if args.rules:
         env["TEXTROUTE_WORKER_RULES_PATH"] = args.rules
+    if multitask:
+        # One artifact in both roles: the worker runs classify_and_tag once per batch.
+        env["TEXTROUTE_WORKER_MODEL_DIR"] = args.multitask
 
     def start() -> subprocess.Popen[bytes]:
         with (logs / "worker.log").open("ab") as log:
@@ -330,8 +354,9 @@ def _naive_factory(
     return start
 
 
-def smoke_models(out: Path) -> tuple[str, str, str]:
-    """Tiny random classifier and NER artifacts exported to int8, plus rules for their labels."""
+def smoke_models(out: Path) -> tuple[str, str, str, str]:
+    """Tiny trained classifier, NER and classify-and-tag artifacts exported to int8, plus rules
+    for their labels."""
     sys.path.insert(0, str(REPO))
     from tests.fixtures_artifacts import (
         TOPICS,
@@ -340,6 +365,7 @@ def smoke_models(out: Path) -> tuple[str, str, str]:
         ner_sentences,
         topic_texts,
     )
+    from tests.fixtures_multitask import build_tiny_multitask
     from training.export import EvalSample, export_artifact
 
     classifier = build_tiny_classifier(out / "classifier", steps=30)
@@ -348,9 +374,11 @@ def smoke_models(out: Path) -> tuple[str, str, str]:
     ner = build_tiny_ner(out / "ner", steps=30)
     words, tags = ner_sentences(64, seed=2)
     export_artifact(ner, eval_data=EvalSample(source="generated", words=words, tags=tags))
+    multitask = build_tiny_multitask(out / "multitask")
+    export_artifact(multitask)
     rules = out / "rules.yaml"
     rules.write_text("default_queue: triage\n", encoding="utf-8")
-    return str(classifier), str(ner), str(rules)
+    return str(classifier), str(ner), str(multitask), str(rules)
 
 
 def table(results: Sequence[SystemResult]) -> Table:
@@ -375,6 +403,14 @@ def verdict(results: dict[str, SystemResult]) -> dict[str, float]:
     out = {"bare_fraction": worker / results["bare inference"].messages_per_s}
     if "naive" in results:
         out["speedup_vs_naive"] = worker / results["naive"].messages_per_s
+    if "worker (multitask)" in results:
+        joint = results["worker (multitask)"].messages_per_s
+        out["multitask_bare_fraction"] = (
+            joint / results["bare inference (multitask)"].messages_per_s
+        )
+        out["multitask_vs_worker"] = joint / worker
+        if "naive" in results:
+            out["multitask_speedup_vs_naive"] = joint / results["naive"].messages_per_s
     return out
 
 
@@ -411,6 +447,17 @@ def markdown(
             else "."
         )
     )
+    if "multitask_vs_worker" in ratios:
+        lines.append("")
+        lines.append(
+            f"One-encoder (classify-and-tag) worker: {ratios['multitask_vs_worker']:.2f}x the "
+            f"two-model worker, {ratios['multitask_bare_fraction']:.0%} of its bare inference"
+            + (
+                f", {ratios['multitask_speedup_vs_naive']:.1f}x the naive consumer."
+                if "multitask_speedup_vs_naive" in ratios
+                else "."
+            )
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -418,7 +465,7 @@ async def run(args: argparse.Namespace) -> int:
     tag = uuid.uuid4().hex[:6]
     work = Path(tempfile.mkdtemp(prefix="textroute-bench-"))
     if args.smoke:
-        args.classifier, args.ner, args.rules = smoke_models(work / "models")
+        args.classifier, args.ner, args.multitask, args.rules = smoke_models(work / "models")
     if args.texts == "agnews" and not DEFAULT_DATA.is_file():
         console.print(f"[yellow]{DEFAULT_DATA} not found; using generated sample messages[/]")
         args.texts = "samples"
@@ -443,6 +490,14 @@ async def run(args: argparse.Namespace) -> int:
             "worker", _worker_factory(args, bootstrap, topics, work, tag), broker, topics,
             records, paced, args.latency_rate, args.timeout,
         )  # fmt: skip
+        if args.multitask:
+            name = "worker (multitask)"
+            results["bare inference (multitask)"] = bare_inference(args, texts, multitask=True)
+            topics = _topics(tag, "worker-mt")
+            results[name] = await measure_system(
+                name, _worker_factory(args, bootstrap, topics, work, tag, multitask=True),
+                broker, topics, records, paced, args.latency_rate, args.timeout,
+            )  # fmt: skip
         if not args.skip_naive:
             n = min(args.naive_messages, len(records))
             topics = _topics(tag, "naive")
@@ -456,7 +511,14 @@ async def run(args: argparse.Namespace) -> int:
             embedded.stop()
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
-    ordered = [results[k] for k in ("worker", "naive", "bare inference") if k in results]
+    order = (
+        "worker",
+        "worker (multitask)",
+        "naive",
+        "bare inference",
+        "bare inference (multitask)",
+    )
+    ordered = [results[k] for k in order if k in results]
     ratios = verdict(results)
     console.print(table(ordered))
     console.print(ratios)
@@ -483,6 +545,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     naive.add_argument("--ner", required=True)
     p.add_argument("--classifier", default="models/classifier")
     p.add_argument("--ner", default="models/ner")
+    p.add_argument(
+        "--multitask",
+        default=None,
+        help="a classify-and-tag artifact: also measure the worker and bare inference with it",
+    )
     p.add_argument("--rules", default=None, help="routing rules for the worker")
     p.add_argument("--bootstrap", default=None, help="Kafka to use (default: embedded tansu)")
     p.add_argument("--texts", choices=["agnews", "samples"], default="agnews")

@@ -15,6 +15,7 @@ from schemas.manifest import (
     FileEntry,
     FileRole,
     ModelManifest,
+    Pooling,
     TaskKind,
 )
 from schemas.messages import (
@@ -43,6 +44,7 @@ __all__ = [
     "MessageKind",
     "ModelManifest",
     "ModelRef",
+    "Pooling",
     "RouteReason",
     "RoutingEvent",
     "SourceRef",

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_SCHEMA_VERSION = 1
 
+#: How a sequence classifier reads one vector per text from the encoder: [CLS] (the stock
+#: Hugging Face head) or the mean over the tokens (stream.inference.pooling).
+Pooling = Literal["cls", "mean"]
+
 
 class TaskKind(str, Enum):
-    """The four BERT fine-tuning tasks textroute trains and serves."""
+    """The BERT fine-tuning tasks textroute trains and serves."""
 
     CLASSIFICATION = "classification"
     TOKEN_CLASSIFICATION = "token-classification"
     QUESTION_ANSWERING = "question-answering"
     PAIR_CLASSIFICATION = "pair-classification"
+    #: One encoder, one per-token head over BIO tags followed by classes: the class is read at
+    #: [CLS], the tags at the words (see ModelManifest.class_labels).
+    CLASSIFY_AND_TAG = "classify-and-tag"
 
 
 class FileRole(str, Enum):
@@ -69,6 +76,16 @@ class ModelManifest(BaseModel):
     )
     task: TaskKind
     labels: list[str] = Field(description="Index -> label name; BIO tags for token classification.")
+    class_labels: list[str] | None = Field(
+        default=None,
+        description="classify-and-tag: the classes, which are the tail of `labels` (the BIO "
+        "tags come first).",
+    )
+    pooling: Pooling = Field(
+        default="cls",
+        description="Sequence classifiers: 'cls' (a sequence-classification model) or 'mean' (a "
+        "token-classification model whose per-token logits are averaged over the text).",
+    )
     base_model: str = Field(description="Hub id or local dir the encoder was fine-tuned from.")
     max_length: int = Field(gt=0)
     text_columns: list[str] = Field(default_factory=list)
@@ -78,6 +95,27 @@ class ModelManifest(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict, description="Hyperparameters used.")
     files: list[FileEntry] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _classes_are_the_tail(self) -> ModelManifest:
+        classes = self.class_labels
+        if classes is not None and (
+            not classes
+            or len(classes) >= len(self.labels)
+            or self.labels[len(self.labels) - len(classes) :] != classes
+        ):
+            raise ValueError(
+                f"class_labels {classes} must be the last entries of labels {self.labels}, "
+                "after at least one tag"
+            )
+        return self
+
+    @property
+    def tag_labels(self) -> list[str]:
+        """The per-token labels: all of `labels`, or those before `class_labels`."""
+        if self.class_labels is None:
+            return list(self.labels)
+        return self.labels[: len(self.labels) - len(self.class_labels)]
 
     def file_for(self, role: FileRole) -> FileEntry | None:
         """The first file with this role, or None."""

@@ -87,6 +87,13 @@ def worker_command(
     ] = None,
     ner: Annotated[Path | None, Opt(help="NER artifact dir (default models/ner).")] = None,
     no_ner: Annotated[bool, Opt("--no-ner", help="Route without entities.")] = False,
+    model: Annotated[
+        Path | None,
+        Opt(
+            help="One classify-and-tag artifact (`textroute train multitask`) in place of "
+            "--classifier and --ner: class and entities from one encoder pass per message."
+        ),
+    ] = None,
     rules: Annotated[Path | None, Opt(help="Routing rules YAML (default: packaged).")] = None,
     batch_size: Annotated[int | None, Opt(help="Max messages per batch.")] = None,
     batch_wait: Annotated[float | None, Opt(help="Max seconds to fill a batch.")] = None,
@@ -105,6 +112,7 @@ def worker_command(
         WorkerSettings,
         broker=_broker(bootstrap),
         classifier_dir=classifier,
+        model_dir=model,
         rules_path=rules,
         batch_size=batch_size,
         batch_wait_s=batch_wait,

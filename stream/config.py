@@ -163,6 +163,11 @@ class WorkerSettings(BaseSettings):
     ner_dir: Path | None = Field(
         default=Path("models/ner"), description="NER artifact; unset to route without entities."
     )
+    model_dir: Path | None = Field(
+        default=None,
+        description="A classify-and-tag artifact serving as classifier and NER model (one "
+        "encoder pass per message); when set, classifier_dir and ner_dir are ignored.",
+    )
     max_message_bytes: int = Field(default=1_000_000, ge=1)
     max_text_chars: int = Field(default=20_000, ge=1)
     parallel_models: bool = Field(
@@ -192,10 +197,16 @@ class WorkerSettings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
 
-    @field_validator("rules_path", "ner_dir", mode="before")
+    @field_validator("rules_path", "ner_dir", "model_dir", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # Compose files pass `${VAR:-}`: an empty value means "not set", not the current dir.
         if isinstance(value, str) and value.strip().lower() in ("", "none"):
             return None
         return value
+
+    def model_dirs(self) -> tuple[Path, Path | None]:
+        """The classifier and NER artifact directories: both `model_dir` when it is set."""
+        if self.model_dir is not None:
+            return self.model_dir, self.model_dir
+        return self.classifier_dir, self.ner_dir

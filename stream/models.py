@@ -6,7 +6,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -45,9 +45,18 @@ def inference_loader(*, split_cores: bool = False) -> Loader:
     return load
 
 
+def same_artifact(classifier_dir: Path, ner_dir: Path | None) -> bool:
+    """Whether both roles name one directory: a classify-and-tag artifact, loaded once."""
+    return ner_dir is not None and classifier_dir.resolve() == ner_dir.resolve()
+
+
 class ReloadingModels:
     """Holds the current ModelSet; `check_for_update` loads a new artifact version when the
-    manifest in a model directory changes, and keeps the old models if the new ones fail."""
+    manifest in a model directory changes, and keeps the old models if the new ones fail.
+
+    When the classifier and NER directories are the same (a classify-and-tag artifact), one
+    predictor plays both roles, so the worker runs it once per batch.
+    """
 
     def __init__(
         self,
@@ -64,8 +73,13 @@ class ReloadingModels:
         self._validate = validate
         self._metrics = metrics
         self._lock = threading.Lock()
+        self._shared = same_artifact(classifier_dir, ner_dir)
         classifier: Classifier = loader(classifier_dir)
-        ner: EntityTagger | None = loader(ner_dir) if ner_dir is not None else None
+        ner: EntityTagger | None
+        if self._shared:
+            ner = cast(EntityTagger, classifier)  # a classify-and-tag predictor is both
+        else:
+            ner = loader(ner_dir) if ner_dir is not None else None
         models = ModelSet(classifier, ner)
         if validate is not None:
             validate(models)
@@ -106,7 +120,11 @@ class ReloadingModels:
                     else current.classifier
                 )
                 ner_dir = self._dirs["ner"]
-                ner = self._loader(ner_dir) if "ner" in changed and ner_dir else current.ner
+                ner: EntityTagger | None
+                if self._shared:
+                    ner = cast(EntityTagger, classifier)
+                else:
+                    ner = self._loader(ner_dir) if "ner" in changed and ner_dir else current.ner
                 candidate = ModelSet(classifier, ner)
                 if self._validate is not None:
                     self._validate(candidate)

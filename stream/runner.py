@@ -12,7 +12,7 @@ import structlog
 from stream.config import WorkerSettings
 from stream.logs import configure_logging
 from stream.metrics import StreamMetrics
-from stream.models import Loader, ReloadingModels, inference_loader
+from stream.models import Loader, ReloadingModels, inference_loader, same_artifact
 from stream.routing import Router, RoutingRules, load_rules
 from stream.worker import BatchProcessor, Limits, ModelSet
 
@@ -24,7 +24,8 @@ log = structlog.get_logger(__name__)
 
 def _label_check(rules: RoutingRules) -> Callable[[ModelSet], None]:
     def check(models: ModelSet) -> None:
-        unmapped = rules.check_labels(models.classifier.manifest.labels)
+        manifest = models.classifier.manifest
+        unmapped = rules.check_labels(manifest.class_labels or manifest.labels)
         if unmapped:
             log.warning("rules.unmapped_labels", labels=unmapped, queue=rules.default_queue)
 
@@ -54,10 +55,14 @@ def build_worker(settings: WorkerSettings, *, loader: Loader | None = None) -> B
     # faust makes its app directory inside data_dir but not data_dir itself.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = StreamMetrics()
+    classifier_dir, ner_dir = settings.model_dirs()
+    # Cores are split only between two models running side by side.
+    split = settings.parallel_models and ner_dir is not None
+    split = split and not same_artifact(classifier_dir, ner_dir)
     models = ReloadingModels(
-        settings.classifier_dir,
-        settings.ner_dir,
-        loader or inference_loader(split_cores=settings.parallel_models),
+        classifier_dir,
+        ner_dir,
+        loader or inference_loader(split_cores=split),
         validate=_label_check(rules),
         metrics=metrics,
     )

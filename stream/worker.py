@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast, runtime_checkable
 
 from pydantic import ValidationError
 
@@ -67,12 +67,36 @@ class EntityTagger(Protocol):
     def entities(self, texts: Sequence[object]) -> Sequence[list[Entity] | ItemFailure]: ...
 
 
+@runtime_checkable
+class ClassifierTagger(Protocol):
+    """What the worker needs of one model giving class and entities in one pass (a
+    classify-and-tag predictor)."""
+
+    @property
+    def manifest(self) -> ModelManifest: ...
+
+    @property
+    def backend_name(self) -> str: ...
+
+    def classify_and_tag(
+        self, texts: Sequence[object]
+    ) -> Sequence[tuple[Classification, list[Entity]] | ItemFailure]: ...
+
+
 @dataclass(frozen=True)
 class ModelSet:
     """The predictors a batch is routed with; swapped whole when a model reloads."""
 
     classifier: Classifier
     ner: EntityTagger | None = None
+
+    @property
+    def joint(self) -> ClassifierTagger | None:
+        """The model, when one classify-and-tag model plays both roles: it runs once a batch."""
+        model, ner = self.classifier, cast(object, self.ner)
+        if ner is model and isinstance(model, ClassifierTagger):
+            return model
+        return None
 
 
 @dataclass(frozen=True)
@@ -173,7 +197,7 @@ def _reason(failure: ItemFailure) -> DeadLetterReason:
         return DeadLetterReason.INFERENCE_ERROR
 
 
-def _model_ref(model: Classifier | EntityTagger) -> ModelRef:
+def _model_ref(model: Classifier | EntityTagger | ClassifierTagger) -> ModelRef:
     manifest = model.manifest
     return ModelRef(name=manifest.name, version=manifest.version, backend=model.backend_name)
 
@@ -314,6 +338,10 @@ class BatchProcessor:
 
         models = self._models()
         texts = [text for _, _, text in valid]
+        joint = models.joint
+        if joint is not None:
+            self._route_joint(joint, valid, texts, result)
+            return result
         ner_future = None
         if models.ner is not None and self._ner_pool is not None:
             # Tag every text while the classifier runs, on the other core; tags of texts the
@@ -345,11 +373,40 @@ class BatchProcessor:
             if not isinstance(ents, list):
                 result.dead_letters.append(self._failed(record, message, "ner", ents))
                 continue
-            try:
-                result.events.append(self._event(record, message, classification, ents, refs))
-            except Exception as exc:
-                result.dead_letters.append(self._unexpected(record, message, exc))
+            self._emit(result, record, message, classification, ents, refs)
         return result
+
+    def _route_joint(
+        self,
+        model: ClassifierTagger,
+        valid: Sequence[tuple[InboundRecord, InboundMessage, str]],
+        texts: Sequence[str],
+        result: BatchResult,
+    ) -> None:
+        """Route with one call of a classify-and-tag model; its time counts as the classifier's."""
+        outcomes, result.classify_s = call_isolating_failures(model.classify_and_tag, texts)
+        ref = _model_ref(model)
+        for (record, message, _), outcome in zip(valid, outcomes, strict=True):
+            if isinstance(outcome, tuple):
+                self._emit(result, record, message, outcome[0], outcome[1], (ref, ref))
+            else:
+                result.dead_letters.append(
+                    self._failed(record, message, "classify-and-tag", outcome)
+                )
+
+    def _emit(
+        self,
+        result: BatchResult,
+        record: InboundRecord,
+        message: InboundMessage,
+        classification: Classification,
+        entities: list[Entity],
+        refs: tuple[ModelRef, ModelRef | None],
+    ) -> None:
+        try:
+            result.events.append(self._event(record, message, classification, entities, refs))
+        except Exception as exc:
+            result.dead_letters.append(self._unexpected(record, message, exc))
 
     def _event(
         self,

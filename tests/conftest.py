@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures_artifacts"]
+pytest_plugins = ["tests.fixtures_artifacts", "tests.fixtures_multitask"]
 
 # A vocabulary big enough for the generated test sentences; unknown words map to [UNK].
 TINY_VOCAB = [

@@ -10,7 +10,7 @@ import structlog
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from schemas import DataRef, FileRole, ModelManifest
+from schemas import DataRef, FileRole, ModelManifest, Pooling
 from training._hp_options import default_hyperparameters
 from training.artifact import new_version, save_artifact
 from training.models import DEFAULT_BASE_MODEL
@@ -69,10 +69,13 @@ def train_evaluate_save(
     *,
     text_columns: list[str] | None = None,
     extra_metrics: dict[str, Any] | None = None,
+    class_labels: list[str] | None = None,
+    pooling: Pooling = "cls",
 ) -> ModelManifest:
     """Fine-tune `task` (best epoch chosen on `val`), evaluate on `val` and on `test` when
     given (reports in `cfg.output/eval`), and save the artifact with its manifest, the whole
-    `cfg` recorded as its training config."""
+    `cfg` recorded as its training config. `class_labels`: the classes among the task's labels
+    (a classify-and-tag head); `pooling`: how a sequence classifier's head reads the text."""
     hp, output = cfg.hp, cfg.output
     result = fine_tune(
         task,
@@ -105,6 +108,8 @@ def train_evaluate_save(
         version=new_version(),
         task=task.kind,
         labels=task.label_names,
+        class_labels=class_labels,
+        pooling=pooling,
         base_model=cfg.base_model,
         max_length=hp.max_length,
         text_columns=text_columns or [],
@@ -112,7 +117,7 @@ def train_evaluate_save(
         eval_data=test.ref if test is not None else val.ref,
         metrics=metrics,
     )
-    extra = {p: FileRole.REPORT for p in sorted((output / EVAL_DIR).glob("*")) if p.is_file()}
+    extra = {p: FileRole.REPORT for p in sorted((output / EVAL_DIR).rglob("*")) if p.is_file()}
     manifest = save_artifact(
         output,
         result.model,

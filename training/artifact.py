@@ -28,6 +28,7 @@ _AUTO_CLASSES: dict[TaskKind, Any] = {
     TaskKind.PAIR_CLASSIFICATION: AutoModelForSequenceClassification,
     TaskKind.TOKEN_CLASSIFICATION: AutoModelForTokenClassification,
     TaskKind.QUESTION_ANSWERING: AutoModelForQuestionAnswering,
+    TaskKind.CLASSIFY_AND_TAG: AutoModelForTokenClassification,
 }
 
 
@@ -103,7 +104,33 @@ def load_artifact(
     """Load model, tokenizer and manifest of an artifact, verifying checksums first."""
     root = Path(path)
     manifest = read_manifest(root, verify=verify)
-    auto = _AUTO_CLASSES[manifest.task]
-    model = auto.from_pretrained(root)
+    if manifest.pooling == "mean":
+        from stream.inference.pooling import mean_pooled
+
+        model = mean_pooled(AutoModelForTokenClassification.from_pretrained(root))
+    else:
+        model = _AUTO_CLASSES[manifest.task].from_pretrained(root)
     tokenizer = AutoTokenizer.from_pretrained(root)
     return model, tokenizer, manifest
+
+
+_PIPELINE_TASKS = {
+    TaskKind.CLASSIFICATION: "text-classification",
+    TaskKind.PAIR_CLASSIFICATION: "text-classification",
+    TaskKind.TOKEN_CLASSIFICATION: "token-classification",
+    TaskKind.QUESTION_ANSWERING: "question-answering",
+}
+
+
+def artifact_pipeline(path: Path | str, **kwargs: Any) -> Any:
+    """A `transformers.pipeline` over an artifact, its model loaded as trained (a mean-pooled
+    classifier included, which `pipeline(model=DIR)` alone would read as a [CLS] classifier
+    with an untrained head). `kwargs` go to `pipeline` (device, aggregation_strategy...)."""
+    from transformers import pipeline
+
+    model, tokenizer, manifest = load_artifact(path)
+    task = _PIPELINE_TASKS.get(manifest.task)
+    if task is None:
+        raise ValueError(f"no transformers pipeline reads a {manifest.task.value} artifact")
+    build: Any = pipeline  # its overloads are keyed by literal task names
+    return build(task, model=model, tokenizer=tokenizer, **kwargs)

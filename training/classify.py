@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas import ModelManifest, TaskKind
+from schemas import ModelManifest, Pooling, TaskKind
 from training._pipeline import train_evaluate_save
 from training.baseline import train_baseline
 from training.data import (
@@ -46,6 +46,9 @@ class ClassifyConfig(BaseSettings):
     hp_search: int = Field(0, ge=0, description="Optuna trials before the final run.")
     resume: bool = False
     metric: str = "accuracy"
+    pooling: Pooling = Field(
+        "cls", description="Head over [CLS] ('cls') or over the mean of the tokens ('mean')."
+    )
     hp: Hyperparameters = Field(default_factory=Hyperparameters)
 
 
@@ -83,7 +86,7 @@ def train_classifier(cfg: ClassifyConfig) -> ModelManifest:
     and write the artifact to `cfg.output`."""
     train, val, test = load_splits(cfg)
     task = ClassificationTask(
-        train.label_names, pair=cfg.pair_column is not None, metric=cfg.metric
+        train.label_names, pair=cfg.pair_column is not None, metric=cfg.metric, pooling=cfg.pooling
     )
     work_dir = cfg.work_dir or Path("runs") / cfg.name
     hp = cfg.hp
@@ -115,6 +118,7 @@ def train_classifier(cfg: ClassifyConfig) -> ModelManifest:
         cfg.model_copy(update={"hp": hp}),
         text_columns=[*cfg.text_columns, *([cfg.pair_column] if cfg.pair_column else [])],
         extra_metrics=extra,
+        pooling=cfg.pooling,
     )
 
 

@@ -65,6 +65,13 @@ def classify_command(
     layer_decay: Annotated[float | None, Opt(help="Layer-wise lr decay factor, e.g. 0.9.")] = None,
     label_smoothing: Annotated[float, Opt(help="Label smoothing factor.")] = 0.0,
     max_length: Annotated[int, Opt(help="Max tokens per text (dynamic padding below it).")] = 128,
+    pooling: Annotated[
+        str,
+        Opt(
+            help="Head over the [CLS] vector (cls) or over the mean of the token vectors (mean: "
+            "what sentence encoders such as the default MiniLM were trained with)."
+        ),
+    ] = "cls",
     patience: Annotated[int, Opt(help="Early-stopping patience in evaluations; 0 disables.")] = 2,
     eval_steps: Annotated[
         int | None, Opt(help="Evaluate every N steps instead of each epoch.")
@@ -96,7 +103,7 @@ def classify_command(
         max_length=max_length,
         early_stopping_patience=patience or None,
         eval_steps=eval_steps,
-        precision=precision,  # type: ignore[arg-type]
+        precision=precision,
         seed=seed,
         threads=threads,
         max_steps=max_steps,
@@ -119,6 +126,7 @@ def classify_command(
         baseline=baseline,
         hp_search=hp_search,
         resume=resume,
+        pooling=pooling,  # pydantic checks the value
         hp=hp,
     )
     manifest = train_classifier(cfg)
@@ -159,40 +167,58 @@ def evaluate_command(
         str | None, Opt("--text-column", "-t", help="Text column(s); default: the manifest's.")
     ] = None,
     label_column: Annotated[str, Opt(help="Label column.")] = "label",
-    split: Annotated[str | None, Opt(help="Split of a Hub dataset.")] = "test",
+    split: Annotated[
+        str | None, Opt(help="Split of a Hub dataset, or file of a CoNLL directory.")
+    ] = "test",
     output: Annotated[Path, Opt("--output", "-o", help="Report directory.")] = Path("reports/eval"),
     limit: Annotated[int | None, Opt(help="Only the first N rows.")] = None,
     batch_size: Annotated[int, Opt(help="Inference batch size.")] = 64,
+    viterbi: Annotated[
+        bool, Opt("--viterbi", help="NER: decode the best valid BIO sequence, not word by word.")
+    ] = False,
 ) -> None:
     """Evaluate artifact(s): metrics, per-class report, confusion matrix, misclassified rows.
 
-    With several models, each is reported and so are their soft-voting and majority-voting
-    ensembles.
+    Classifiers (a classify-and-tag model's class half too) are reported with their
+    soft-voting and majority-voting ensembles; NER models (on CoNLL/JSONL sentences) with
+    seqeval per type and, for several, the ensemble of their mean tag probabilities.
     """
-    from training.evaluate_cli import evaluate_models
+    from schemas.artifact import read_manifest
+    from schemas.manifest import TaskKind
 
-    results = evaluate_models(
-        models,
-        data=data,
-        text_columns=_split_csv(text_column),
-        label_column=label_column,
-        split=split,
-        output=output,
-        limit=limit,
-        batch_size=batch_size,
-    )
+    if models and read_manifest(models[0], verify=False).task is TaskKind.TOKEN_CLASSIFICATION:
+        from training.evaluate_ner import SUMMARY_KEYS, evaluate_taggers
+
+        results = evaluate_taggers(
+            models,
+            data=data,
+            split=split,
+            output=output,
+            limit=limit,
+            batch_size=batch_size,
+            viterbi=viterbi,
+        )
+        columns: tuple[str, ...] = SUMMARY_KEYS
+    else:
+        from training.evaluate_cli import evaluate_models
+
+        results = evaluate_models(
+            models,
+            data=data,
+            text_columns=_split_csv(text_column),
+            label_column=label_column,
+            split=split,
+            output=output,
+            limit=limit,
+            batch_size=batch_size,
+        )
+        columns = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
     table = Table(title=f"evaluation on {data}")
     table.add_column("model")
-    for col in ("accuracy", "precision_macro", "recall_macro", "f1_macro"):
+    for col in columns:
         table.add_column(col, justify="right")
     for name, m in results.items():
-        table.add_row(
-            name,
-            *(
-                f"{100 * m[c]:.2f}"
-                for c in ("accuracy", "precision_macro", "recall_macro", "f1_macro")
-            ),
-        )
+        table.add_row(name, *(f"{100 * m[c]:.2f}" for c in columns))
     Console().print(table)
     console.print(
         f"reports written to {output}/ (metrics.json, confusion_matrix.png, misclassified.csv)"

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from schemas import ModelManifest, TaskKind
 from training.artifact import load_artifact
 from training.data import load_labelled_texts
 from training.errors import ConfigError
 from training.evaluation import majority_vote, predict_proba, report_classification, soft_vote
+from training.tasks._heads import HeadSlice
 
 
 def evaluate_models(
@@ -27,7 +29,7 @@ def evaluate_models(
     """Report each model on `data` into output/NAME, and ensembles when there are several."""
     if not models:
         raise ConfigError("give at least one model artifact directory")
-    loaded = [load_artifact(m) for m in models]
+    loaded = [_as_classifier(m, *load_artifact(m)) for m in models]
     labels = loaded[0][2].labels
     for path, (_, _, manifest) in zip(models, loaded, strict=True):
         if manifest.labels != labels:
@@ -87,3 +89,23 @@ def evaluate_models(
     }
     (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return results
+
+
+def _as_classifier(path: Path, model: Any, tokenizer: Any, manifest: ModelManifest) -> Any:
+    """The artifact as a sequence classifier: as it is, or the class half of a classify-and-tag
+    model (its class columns at [CLS]), with a manifest naming just the classes; any other task
+    is refused with what to use instead."""
+    if manifest.task in (TaskKind.CLASSIFICATION, TaskKind.PAIR_CLASSIFICATION):
+        return model, tokenizer, manifest
+    if manifest.task is TaskKind.CLASSIFY_AND_TAG and manifest.class_labels:
+        view = HeadSlice(
+            model, manifest.class_labels, len(manifest.tag_labels), first_token=True
+        ).eval()
+        as_classifier = manifest.model_copy(
+            update={"task": TaskKind.CLASSIFICATION, "labels": manifest.class_labels}
+        )
+        return view, tokenizer, as_classifier
+    raise ConfigError(
+        f"{path} is a {manifest.task.value} model; `textroute evaluate` scores classifiers "
+        "(its test figures are in its metrics.json and eval/ reports)"
+    )

@@ -176,7 +176,7 @@ def report_classification(
 
 def soft_vote(probabilities: Sequence[FloatArray]) -> FloatArray:
     """Ensemble by averaging the members' probabilities."""
-    return np.mean(np.stack(probabilities), axis=0)
+    return np.asarray(np.mean(np.stack(probabilities), axis=0), dtype=np.float64)
 
 
 def majority_vote(probabilities: Sequence[FloatArray]) -> FloatArray:
@@ -190,4 +190,4 @@ def majority_vote(probabilities: Sequence[FloatArray]) -> FloatArray:
     for member in stacked:
         votes[np.arange(member.shape[0]), member.argmax(axis=1)] += 1.0
     shares = votes / len(probabilities)
-    return shares + 1e-6 * stacked.mean(axis=0)
+    return np.asarray(shares + 1e-6 * stacked.mean(axis=0), dtype=np.float64)

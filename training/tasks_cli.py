@@ -1,4 +1,5 @@
-"""`textroute train ner|qa|pair` and `textroute answer`: the token, QA and pair task commands."""
+"""`textroute train ner|qa|pair|multitask` and `textroute answer`: the token, QA, pair and
+classify-and-tag task commands."""
 
 from __future__ import annotations
 
@@ -31,6 +32,20 @@ ResumeOpt = Annotated[bool, Opt(help="Resume from the last checkpoint in the wor
 OnErrorOpt = Annotated[
     Literal["raise", "skip"],
     Opt(help="A malformed sentence or question: raise, or skip it and count it."),
+]
+# Options of the commands that tag entities (ner, multitask).
+LabelAllSubwordsOpt = Annotated[
+    bool, Opt(help="Label every subword (B-X -> I-X after the first), not just the first.")
+]
+StrideOpt = Annotated[
+    int, Opt(help="Token overlap between windows of a sentence longer than --max-length.")
+]
+ContextTokensOpt = Annotated[
+    int,
+    Opt(
+        help="Subwords of the surrounding document (CoNLL -DOCSTART- blocks) read, "
+        "unlabelled, on each side of a sentence; 0 = the sentence alone."
+    ),
 ]
 
 
@@ -100,19 +115,9 @@ def ner_command(
         str | None, Opt(help="Full tag set, comma-separated (maps integer tags).")
     ] = None,
     on_error: OnErrorOpt = "raise",
-    label_all_subwords: Annotated[
-        bool, Opt(help="Label every subword (B-X -> I-X after the first), not just the first.")
-    ] = False,
-    stride: Annotated[
-        int, Opt(help="Token overlap between windows of a sentence longer than --max-length.")
-    ] = 32,
-    context_tokens: Annotated[
-        int,
-        Opt(
-            help="Subwords of the surrounding document (CoNLL -DOCSTART- blocks) read, "
-            "unlabelled, on each side of a sentence; 0 = the sentence alone."
-        ),
-    ] = 0,
+    label_all_subwords: LabelAllSubwordsOpt = False,
+    stride: StrideOpt = 32,
+    context_tokens: ContextTokensOpt = 0,
     base_model: BaseModelOpt = DEFAULT_BASE_MODEL,
     work_dir: WorkDirOpt = None,
     limit: Annotated[int | None, Opt(help="Use only the first N training sentences.")] = None,
@@ -247,6 +252,90 @@ def pair_command(
     Console().print(table)
 
 
+def print_multitask_summary(metrics: dict[str, Any], *, title: str) -> None:
+    """Class accuracy/macro F1, entity P/R/F1 and the headline score, per split."""
+    table = Table(title=title)
+    columns = ("accuracy", "f1_macro", "entity_p", "entity_r", "entity_f1", "score")
+    table.add_column("split")
+    for col in columns:
+        table.add_column(col, justify="right")
+    for split in ("validation", "test"):
+        m = metrics.get(split)
+        if not m:
+            continue
+        texts, ner = m.get("classification", {}), m.get("ner", {})
+        table.add_row(
+            split,
+            *(_pct(texts.get(k)) for k in ("accuracy", "f1_macro")),
+            *(_pct(ner.get(k)) for k in ("precision", "recall", "f1")),
+            _pct(m.get("score")),
+        )
+    Console().print(table)
+
+
+@with_hyperparameters(lr=1e-4, epochs=4.0)
+def multitask_command(
+    hp: Hyperparameters,
+    classify_data: Annotated[
+        str,
+        Opt(help="Labelled texts: CSV/TSV/JSONL/parquet file or Hub dataset (validation: 10%)."),
+    ],
+    ner_data: Annotated[
+        str,
+        Opt(help="CoNLL directory (train/valid/test), CoNLL or JSONL file, or Hub dataset."),
+    ],
+    text_column: Annotated[
+        str, Opt("--text-column", "-t", help="Text column(s), comma-separated; joined.")
+    ] = "text",
+    label_column: Annotated[str, Opt(help="Label column of the texts.")] = "label",
+    label_names: Annotated[
+        str | None, Opt(help="Class names for integer labels 0..N-1, comma-separated.")
+    ] = None,
+    classify_eval_data: Annotated[
+        str | None, Opt(help="Held-out labelled texts (reported, never used to select).")
+    ] = None,
+    ner_validation_data: Annotated[
+        str | None, Opt(help="NER validation; default: the directory's valid file, else 10%.")
+    ] = None,
+    ner_eval_data: Annotated[
+        str | None, Opt(help="Held-out NER data; default: the directory's test file.")
+    ] = None,
+    tag_names: Annotated[
+        str | None, Opt(help="Full NER tag set, comma-separated (maps integer tags).")
+    ] = None,
+    on_error: OnErrorOpt = "raise",
+    label_all_subwords: LabelAllSubwordsOpt = False,
+    stride: StrideOpt = 32,
+    context_tokens: ContextTokensOpt = 0,
+    output: OutputOpt = Path("models/multitask"),
+    name: NameOpt = "multitask",
+    base_model: BaseModelOpt = DEFAULT_BASE_MODEL,
+    work_dir: WorkDirOpt = None,
+    limit: Annotated[
+        int | None, Opt(help="Use only the first N training texts and N training sentences.")
+    ] = None,
+    eval_limit: Annotated[
+        int | None, Opt(help="Use only the first N held-out texts and sentences.")
+    ] = None,
+    resume: ResumeOpt = False,
+) -> None:
+    """Fine-tune ONE encoder for classes and entities (one pass per text) and write its
+    artifact (task classify-and-tag)."""
+    from training.multitask import MultiTaskConfig, train_multitask
+
+    cfg = _settings(
+        MultiTaskConfig,
+        locals(),
+        text_columns=_split_csv(text_column) or ["text"],
+        label_names=_split_csv(label_names),
+        tag_names=_split_csv(tag_names),
+    )
+    manifest = train_multitask(cfg)
+    print_multitask_summary(
+        manifest.metrics, title=f"{manifest.name} {manifest.version} -> {output}"
+    )
+
+
 def answer_command(
     model: Annotated[Path, typer.Argument(help="Question-answering artifact directory.")],
     question: Annotated[str, Opt("--question", "-q", help="The question.")],
@@ -302,8 +391,9 @@ def answer_command(
 
 
 def register_tasks(train_app: typer.Typer, app: typer.Typer) -> None:
-    """Add `train ner`, `train qa`, `train pair` to `train_app` and `answer` to `app`."""
+    """Add `train ner|qa|pair|multitask` to `train_app` and `answer` to `app`."""
     train_app.command("ner")(ner_command)
     train_app.command("qa")(qa_command)
     train_app.command("pair")(pair_command)
+    train_app.command("multitask")(multitask_command)
     app.command("answer")(answer_command)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from training.errors import ConfigError, ModelLoadError
 from training.models import resolve_base_model
-from training.tasks.base import Task
+from training.tasks.base import Task, TaskLoss
 
 log = structlog.get_logger(__name__)
 
@@ -108,7 +108,7 @@ def fine_tune(
     Checkpoints go to `work_dir/checkpoints` (resumable), TensorBoard logs to `work_dir/tb`.
     """
     import torch
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 
     from training._llrd import build_optimizer
 
@@ -116,6 +116,9 @@ def fine_tune(
         torch.set_num_threads(hp.threads)
     work_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer(base_model)
+    # The new head's weights are drawn now, before the Trainer seeds: seed here so a run does
+    # not depend on what else this process drew before.
+    set_seed(hp.seed)
     try:
         model = task.build_model(resolve_base_model(base_model))
     except (OSError, ValueError) as exc:
@@ -125,6 +128,7 @@ def fine_tune(
     val_ds = task.encode(tokenizer, val_data, hp.max_length)
     strategy = "steps" if hp.eval_steps else "epoch"
     os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(work_dir / "tb"))
+    precision = _precision_flags(hp.precision)
     args = TrainingArguments(
         output_dir=str(work_dir / "checkpoints"),
         learning_rate=hp.learning_rate,
@@ -141,7 +145,7 @@ def fine_tune(
         eval_strategy=strategy,
         save_strategy=strategy,
         eval_steps=hp.eval_steps,
-        save_steps=hp.eval_steps,
+        save_steps=hp.eval_steps or 500,  # read only with the "steps" strategy
         logging_steps=max(1, min(50, hp.eval_steps or 50)),
         save_total_limit=2,
         load_best_model_at_end=True,
@@ -152,7 +156,8 @@ def fine_tune(
         seed=hp.seed,
         dataloader_num_workers=0,
         disable_tqdm=False,
-        **_precision_flags(hp.precision),
+        fp16=precision["fp16"],
+        bf16=precision["bf16"],
     )
     callbacks: list[Any] = list(extra_callbacks or [])
     if hp.early_stopping_patience:
@@ -170,6 +175,7 @@ def fine_tune(
         compute_metrics=task.compute_metrics,
         callbacks=callbacks,
         optimizers=(optimizer, None),
+        compute_loss_func=_task_loss(task, model, hp.gradient_accumulation),
     )
     log.info(
         "fine_tune.start",
@@ -198,9 +204,24 @@ def fine_tune(
     )
 
 
+def _task_loss(task: Task, model: Any, accumulation: int) -> Any:
+    """The task's own loss for the Trainer, when the task has one (None: the model's loss)."""
+    if not isinstance(task, TaskLoss):
+        return None
+
+    def compute_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        loss = task.loss(outputs, labels, num_items_in_batch)
+        # Given a compute_loss_func, the Trainer leaves the division by the accumulation steps
+        # to it; evaluation losses are not accumulated.
+        return loss / accumulation if model.training else loss
+
+    return compute_loss
+
+
 def _last_checkpoint(directory: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
     if not directory.is_dir():
         return None
-    return get_last_checkpoint(str(directory))
+    found: str | None = get_last_checkpoint(str(directory))  # type: ignore[no-untyped-call]
+    return found

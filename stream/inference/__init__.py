@@ -12,6 +12,7 @@ from stream.inference.errors import (
     WrongTaskError,
 )
 from stream.inference.items import Answer, ItemError
+from stream.inference.multitask import MultiTaskPredictor
 from stream.inference.predictor import Predictor, load_predictor
 from stream.inference.settings import InferenceSettings
 
@@ -26,6 +27,7 @@ __all__ = [
     "InferenceSettings",
     "ItemError",
     "ModelLoadFailedError",
+    "MultiTaskPredictor",
     "OnnxFileMissingError",
     "Predictor",
     "TokenizerMissingError",

@@ -265,6 +265,7 @@ def _build_backend(root: Path, manifest: ModelManifest, plan: BackendPlan, threa
             device=plan.device,
             precision=plan.precision,
             threads=threads,
+            pooling=manifest.pooling,
         )
     from stream.inference.onnx_backend import OnnxBackend
 
@@ -306,4 +307,8 @@ def load_predictor(
         task=manifest.task.value,
         backend=backend.name,
     )
+    if manifest.task is TaskKind.CLASSIFY_AND_TAG:
+        from stream.inference.multitask import MultiTaskPredictor  # it subclasses Predictor
+
+        return MultiTaskPredictor(manifest, backend, encoder, settings)
     return Predictor(manifest, backend, encoder, settings)

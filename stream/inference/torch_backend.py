@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from schemas import TaskKind
+from schemas import Pooling, TaskKind
 from stream.inference.errors import ModelLoadFailedError
 
 _AUTO_CLASS = {
@@ -17,6 +17,7 @@ _AUTO_CLASS = {
     TaskKind.PAIR_CLASSIFICATION: "AutoModelForSequenceClassification",
     TaskKind.TOKEN_CLASSIFICATION: "AutoModelForTokenClassification",
     TaskKind.QUESTION_ANSWERING: "AutoModelForQuestionAnswering",
+    TaskKind.CLASSIFY_AND_TAG: "AutoModelForTokenClassification",
 }
 _OUTPUTS = {TaskKind.QUESTION_ANSWERING: ("start_logits", "end_logits")}
 
@@ -33,6 +34,7 @@ class TorchBackend:
         device: str = "cpu",
         precision: str = "fp32",
         threads: int = 0,
+        pooling: Pooling = "cls",
     ) -> None:
         import torch
         import transformers
@@ -40,13 +42,20 @@ class TorchBackend:
         dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         if threads and device == "cpu":
             torch.set_num_threads(threads)
-        auto = getattr(transformers, _AUTO_CLASS[task])
+        mean = pooling == "mean"  # a token-classification model read as a sequence classifier
+        auto = getattr(
+            transformers, "AutoModelForTokenClassification" if mean else _AUTO_CLASS[task]
+        )
         try:
             model: Any = auto.from_pretrained(artifact_dir, dtype=dtype)
         except Exception as exc:  # transformers raises OSError/ValueError/safetensors errors
             raise ModelLoadFailedError(
                 f"PyTorch cannot load the model in {artifact_dir}: {exc}"
             ) from exc
+        if mean:
+            from stream.inference.pooling import mean_pooled
+
+            model = mean_pooled(model)
         self._model = model.to(device).eval()
         self._device = device
         self._torch = torch

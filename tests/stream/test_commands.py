@@ -127,3 +127,16 @@ def test_tail_shows_routed_events_and_dead_letters_as_tables(
         "tail-1" in result.output and "desk.business" in result.output and "0.87" in result.output
     )
     assert "Dead letters (1 seen)" in result.output and "invalid_json" in result.output
+
+
+def test_worker_model_flag_serves_one_artifact_in_both_roles(
+    cli: typer.Typer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import stream.runner
+
+    seen: list[object] = []
+    monkeypatch.setattr(stream.runner, "run_worker", seen.append)
+    result = CliRunner().invoke(cli, ["worker", "--model", str(tmp_path / "joint")])
+    assert result.exit_code == 0, result.output
+    (settings,) = seen
+    assert settings.model_dirs() == (tmp_path / "joint", tmp_path / "joint")  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,16 +74,46 @@ def make_rows(n: int, seed: int = 0) -> list[dict[str, str]]:
     return rows
 
 
-@pytest.fixture
-def topic_csv(tmp_path: Path) -> Path:
-    path = tmp_path / "topics.csv"
+def write_rows_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    """`make_rows` output as a CSV file (title, description, label)."""
     import csv
 
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=["title", "description", "label"])
         writer.writeheader()
-        writer.writerows(make_rows(240))
+        writer.writerows(rows)
     return path
+
+
+def topic_config(root: Path, base_model: Path, **overrides: Any) -> Any:
+    """A ClassifyConfig on 320 generated training rows and 80 test rows written under `root`
+    (train.csv, test.csv), learnable by a tiny BERT in a few seconds."""
+    from training.classify import ClassifyConfig
+    from training.trainer import Hyperparameters
+
+    write_rows_csv(root / "train.csv", make_rows(320))
+    write_rows_csv(root / "test.csv", make_rows(80, seed=7))
+    settings: dict[str, Any] = {
+        "data": str(root / "train.csv"),
+        "eval_data": str(root / "test.csv"),
+        "text_columns": ["title", "description"],
+        "base_model": str(base_model),
+        "output": root / "artifact",
+        "work_dir": root / "run",
+        "hp": Hyperparameters(
+            learning_rate=3e-3,
+            epochs=6,
+            batch_size=16,
+            layer_decay=0.9,
+            early_stopping_patience=None,
+        ),
+    }
+    return ClassifyConfig(**{**settings, **overrides})
+
+
+@pytest.fixture
+def topic_csv(tmp_path: Path) -> Path:
+    return write_rows_csv(tmp_path / "topics.csv", make_rows(240))
 
 
 @pytest.fixture

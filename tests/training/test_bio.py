@@ -84,3 +84,45 @@ def test_alignment_on_real_tokenizer_windows_labels_every_word_once(tiny_base_mo
                 assert word is not None and label == tags[word]
                 labelled[word] = label
     assert sorted(labelled) == list(range(len(words)))
+
+
+VITERBI_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG"]
+
+
+def test_viterbi_keeps_a_valid_argmax_sequence() -> None:
+    import numpy as np
+
+    from training.tasks._bio import bio_viterbi
+
+    probs = np.array(
+        [[0.1, 0.8, 0.05, 0.03, 0.02], [0.1, 0.05, 0.8, 0.03, 0.02], [0.9, 0, 0, 0, 0.1]]
+    )
+    assert bio_viterbi(probs, VITERBI_LABELS) == [1, 2, 0]
+
+
+def test_viterbi_turns_an_i_tag_after_o_into_the_best_valid_reading() -> None:
+    import numpy as np
+
+    from training.tasks._bio import bio_viterbi
+
+    # Word by word: O, I-ORG, I-ORG (an entity with no beginning); B-ORG is the runner-up.
+    probs = np.array(
+        [[0.9, 0.05, 0.02, 0.02, 0.01], [0.3, 0.05, 0.05, 0.2, 0.4], [0.2, 0.05, 0.05, 0.1, 0.6]]
+    )
+    assert probs.argmax(axis=1).tolist() == [0, 4, 4]
+    assert bio_viterbi(probs, VITERBI_LABELS) == [0, 3, 4]
+
+
+def test_viterbi_never_continues_an_entity_with_another_type_or_opens_with_i() -> None:
+    import numpy as np
+
+    from training.tasks._bio import bio_transitions, bio_viterbi
+
+    start, allowed = bio_transitions(VITERBI_LABELS)
+    assert start.tolist() == [True, True, False, True, False]
+    assert not allowed[1, 4] and allowed[1, 2] and allowed[2, 2] and not allowed[0, 2]
+    # I-PER is the argmax of the first word and I-ORG of the second, after B-PER.
+    probs = np.array([[0.1, 0.3, 0.6, 0.0, 0.0], [0.1, 0.0, 0.35, 0.0, 0.55]])
+    tags = bio_viterbi(probs, VITERBI_LABELS)
+    assert tags[0] in (0, 1, 3) and not (tags[0] == 1 and tags[1] == 4)
+    assert bio_viterbi(np.zeros((0, 5)), VITERBI_LABELS) == []

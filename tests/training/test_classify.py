@@ -11,39 +11,16 @@ from schemas import FileRole, TaskKind
 from schemas.artifact import read_manifest
 from schemas.errors import ArtifactFileMissing, ChecksumMismatch, ManifestMissing
 from training.artifact import load_artifact
-from training.classify import ClassifyConfig, train_classifier
+from training.classify import train_classifier
 from training.evaluate_cli import evaluate_models
-from training.trainer import Hyperparameters
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, tiny_base_model: Path) -> Path:
-    from tests.training.conftest import make_rows
+    from tests.training.conftest import topic_config
 
     root = tmp_path_factory.mktemp("clf")
-    import csv
-
-    for name, rows in (("train.csv", make_rows(320)), ("test.csv", make_rows(80, seed=7))):
-        with (root / name).open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["title", "description", "label"])
-            writer.writeheader()
-            writer.writerows(rows)
-    cfg = ClassifyConfig(
-        data=str(root / "train.csv"),
-        eval_data=str(root / "test.csv"),
-        text_columns=["title", "description"],
-        base_model=str(tiny_base_model),
-        output=root / "artifact",
-        work_dir=root / "run",
-        hp=Hyperparameters(
-            learning_rate=3e-3,
-            epochs=6,
-            batch_size=16,
-            layer_decay=0.9,
-            early_stopping_patience=None,
-        ),
-    )
-    train_classifier(cfg)
+    train_classifier(topic_config(root, tiny_base_model))
     return root
 
 

@@ -170,3 +170,60 @@ def test_context_reading_tags_only_the_sentence_words(ner_artifact: Path) -> Non
     assert [len(p.tags) for p in predicted] == [4, 5]
     assert [p.tags for p in predicted] == data.tags
     assert task.evaluate(model, tokenizer, data, max_length=32, out_dir=None)["f1"] == 1.0
+
+
+def test_word_probabilities_decode_to_the_tags_predict_words_gives(ner_artifact: Path) -> None:
+    model, tokenizer, manifest = load_artifact(ner_artifact)
+    task = TokenClassificationTask(manifest.labels)
+    sentences = [[w for w, _ in s] for s in make_sentences(10, seed=5)]
+    probs = task.predict_word_probs(model, tokenizer, sentences, max_length=32)
+    assert [p.shape for p in probs] == [(len(s), len(manifest.labels)) for s in sentences]
+    predicted = task.predict_words(model, tokenizer, sentences, max_length=32)
+    assert [p.tags for p in task.decode(probs)] == [p.tags for p in predicted]
+
+
+def test_evaluate_reports_each_tagger_and_the_mean_probability_ensemble(
+    ner_artifact: Path, tmp_path: Path
+) -> None:
+    from training.evaluate_ner import ENSEMBLE, evaluate_taggers
+
+    test_file = ner_artifact.parent / "test.txt"
+    results = evaluate_taggers(
+        [ner_artifact, ner_artifact], data=str(test_file), split=None, output=tmp_path / "ev"
+    )
+    member = results["artifact"]
+    # Scored like the training run's own test report.
+    expected = json.loads((ner_artifact / "metrics.json").read_text())["test"]["f1"]
+    assert member["f1"] == pytest.approx(expected)
+    assert results[ENSEMBLE]["f1"] == pytest.approx(member["f1"])  # two identical members
+    assert {"artifact", "artifact-2", ENSEMBLE} <= set(results)
+    assert (tmp_path / "ev" / ENSEMBLE / "misclassified.csv").is_file()
+    viterbi = evaluate_taggers(
+        [ner_artifact], data=str(test_file), split=None, output=tmp_path / "v", viterbi=True
+    )
+    assert viterbi["artifact"]["decoding"] == "viterbi"
+    assert viterbi["artifact"]["f1"] > 0.5
+
+
+def test_evaluate_command_routes_a_tagger_to_seqeval_columns(
+    ner_artifact: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from stream.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(ner_artifact),
+            "--data",
+            str(ner_artifact.parent),
+            "--viterbi",
+            "-o",
+            str(tmp_path / "ev"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert set(summary["artifact"]) == {"precision", "recall", "f1"}

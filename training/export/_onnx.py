@@ -68,7 +68,11 @@ def export_fp32(
     args = tuple(sample[n] for n in names)
     outputs = output_names(task)
     axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in names}
-    per_token = task in (TaskKind.TOKEN_CLASSIFICATION, TaskKind.QUESTION_ANSWERING)
+    per_token = task in (
+        TaskKind.TOKEN_CLASSIFICATION,
+        TaskKind.QUESTION_ANSWERING,
+        TaskKind.CLASSIFY_AND_TAG,
+    )
     for name in outputs:
         axes[name] = {0: "batch", 1: "sequence"} if per_token else {0: "batch"}
     try:

@@ -27,6 +27,14 @@ def export_command(
             "is on this machine, else a built-in sample (no accuracy gate).",
         ),
     ] = None,
+    tag_data: Annotated[
+        str | None,
+        Opt(
+            "--tag-data",
+            help="classify-and-tag artifacts: CoNLL sentences gating the tags (--data gates the "
+            "classes). Default: the held-out sentences of its training config, if here.",
+        ),
+    ] = None,
     label_column: Annotated[str, Opt(help="Label column of --data.")] = "label",
     sample: Annotated[int | None, Opt(help="Rows of the data the gates run on.")] = None,
     opset: Annotated[int | None, Opt(help="ONNX opset.")] = None,
@@ -59,12 +67,17 @@ def export_command(
     }
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     gates = GateSettings(**given, enabled=not no_gates)
-    eval_data = None
-    if data is not None:
-        eval_data = load_eval_sample(data, read_manifest(model_dir), label_column=label_column)
+    eval_data = tag_sample = None
+    if data is not None or tag_data is not None:
+        manifest = read_manifest(model_dir)
+        if data is not None:
+            eval_data = load_eval_sample(data, manifest, label_column=label_column)
+        if tag_data is not None:
+            tag_sample = load_eval_sample(tag_data, manifest)
     report = export_artifact(
         model_dir,
         eval_data=eval_data,
+        tag_data=tag_sample,
         opset=opset if opset is not None else settings.opset,
         per_channel=per_channel if per_channel is not None else settings.per_channel,
         reduce_range=reduce_range if reduce_range is not None else settings.reduce_range,
@@ -97,10 +110,11 @@ def report_table(report: ExportReport) -> Table:
         table.add_row(
             gate.name, f"{gate.value:.6g}", f"{gate.limit:.6g}", "PASS" if gate.passed else "FAIL"
         )
-    if report.parity is not None and report.parity.metric is not None:
-        p = report.parity
+    for head, p in report.measured().items():
+        if p.metric is None:
+            continue
         table.add_row(
-            f"{p.metric} torch / fp32 / int8",
+            f"{head + ': ' if head else ''}{p.metric} torch / fp32 / int8",
             f"{p.metric_torch:.4f} / {p.metric_fp32:.4f} / {p.metric_int8:.4f}",
             "",
             f"{p.samples} rows",

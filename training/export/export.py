@@ -9,11 +9,11 @@ import structlog
 
 from schemas import FileRole, ModelManifest
 from schemas.artifact import with_files, write_manifest
-from training.export import _onnx, _parity
+from training.export import _heads, _onnx, _parity
 from training.export.errors import ParityGateFailed, UnsupportedArtifactError
-from training.export.gates import evaluate_gates, failure_message
-from training.export.report import FAILED_REPORT_FILE, REPORT_FILE, ExportReport
-from training.export.sample import EvalSample, default_eval_sample
+from training.export.gates import evaluate_all_gates, failure_message
+from training.export.report import FAILED_REPORT_FILE, REPORT_FILE, ExportReport, ParityFigures
+from training.export.sample import EvalSample
 from training.export.settings import ExportSettings, GateSettings
 
 FP32_FILE = "model.onnx"
@@ -30,6 +30,7 @@ def export_artifact(
     artifact_dir: Path | str,
     *,
     eval_data: EvalSample | None = None,
+    tag_data: EvalSample | None = None,
     opset: int = 17,
     per_channel: bool = True,
     gates: GateSettings | None = None,
@@ -44,6 +45,10 @@ def export_artifact(
     The files and export_report.json enter the artifact and its manifest only when every gate
     passes (or gates are disabled); otherwise the artifact is left as it was, the figures go to
     export_report.failed.json and ParityGateFailed (a training.errors.GateFailed) is raised.
+
+    A classify-and-tag artifact is gated per head: its classes on `eval_data` (labelled texts)
+    and its tags on `tag_data` (CoNLL sentences); each defaults to the held-out data named in
+    its training config, else the built-in sample.
     """
     from training.artifact import load_artifact
 
@@ -64,9 +69,7 @@ def export_artifact(
             f"{root}: the tokenizer has no fast (tokenizer.json) version, which the stream's "
             "ONNX path needs; re-save the model with a fast tokenizer"
         )
-    data = (eval_data if eval_data is not None else default_eval_sample(manifest)).subsample(
-        settings.sample, seed=settings.seed
-    )
+    measured = _heads.heads(manifest, eval_data, tag_data)
     outputs = _onnx.output_names(manifest.task)
     with tempfile.TemporaryDirectory(dir=root, prefix=".export-") as tmp_name:
         tmp = Path(tmp_name)
@@ -79,15 +82,20 @@ def export_artifact(
         _onnx.quantize_int8(
             fp32, int8, per_channel=settings.per_channel, reduce_range=settings.reduce_range
         )
-        batches = _parity.encode(data, tokenizer, manifest, names, settings.batch_size)
-        parity = _parity.measure(
-            data,
-            manifest,
-            batches,
-            _parity.run_torch(model, batches, outputs),
-            _parity.run_onnx(fp32, batches, outputs, "ONNX fp32"),
-            _parity.run_onnx(int8, batches, outputs, "ONNX int8"),
-        )
+        figures: dict[str, ParityFigures] = {}
+        for head in measured:
+            data = head.sample.subsample(settings.sample, seed=settings.seed)
+            batches = _parity.encode(data, tokenizer, head.manifest, names, settings.batch_size)
+            prefix = f"{head.name}: " if head.name else ""
+            runs = (
+                _parity.run_torch(model, batches, outputs),
+                _parity.run_onnx(fp32, batches, outputs, f"{prefix}ONNX fp32"),
+                _parity.run_onnx(int8, batches, outputs, f"{prefix}ONNX int8"),
+            )
+            torch_out, fp32_out, int8_out = ([head.select(o) for o in run] for run in runs)
+            figures[head.name] = _parity.measure(
+                data, head.manifest, batches, torch_out, fp32_out, int8_out
+            )
         fp32_bytes, int8_bytes = fp32.stat().st_size, int8.stat().st_size
         report = ExportReport(
             artifact=str(root),
@@ -100,8 +108,9 @@ def export_artifact(
             int8_bytes=int8_bytes,
             size_reduction=1.0 - int8_bytes / fp32_bytes,
             size_target=gates.size_target,
-            parity=parity,
-            gates=evaluate_gates(parity, gates),
+            parity=figures.get(""),
+            heads={name: f for name, f in figures.items() if name},
+            gates=evaluate_all_gates(figures, gates),
             gates_enabled=gates.enabled,
         )
         if not report.passed and gates.enabled:

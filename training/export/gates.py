@@ -36,16 +36,24 @@ def evaluate_gates(parity: ParityFigures, gates: GateSettings) -> list[GateResul
     return results
 
 
+def evaluate_all_gates(figures: dict[str, ParityFigures], gates: GateSettings) -> list[GateResult]:
+    """The gates of every head, named after their head ('ner: f1_drop_points ...')."""
+    return [
+        result.model_copy(update={"name": f"{head}: {result.name}"}) if head else result
+        for head, parity in figures.items()
+        for result in evaluate_gates(parity, gates)
+    ]
+
+
 def failure_message(report: ExportReport) -> str:
     """Every gate with its figure and limit, failed ones first, plus what to try next."""
     lines = [f"export of {report.artifact} failed its parity gates:"]
     for gate in sorted(report.gates, key=lambda g: g.passed):
         status = "PASS" if gate.passed else "FAIL"
         lines.append(f"  {status} {gate.name}: {gate.value:.6g} (limit {gate.limit:.6g})")
-    if report.parity is not None:
-        p = report.parity
+    for head, p in report.measured().items():
         lines.append(
-            f"  on {p.samples} examples of {p.data_source}; "
+            f"  {head + ': ' if head else ''}on {p.samples} examples of {p.data_source}; "
             f"{p.metric or 'metric'} torch={p.metric_torch} fp32={p.metric_fp32} "
             f"int8={p.metric_int8}"
         )

@@ -49,6 +49,11 @@ class ExportReport(BaseModel):
     size_reduction: float = Field(description="1 - int8_bytes / fp32_bytes.")
     size_target: float
     parity: ParityFigures | None = None
+    heads: dict[str, ParityFigures] = Field(
+        default_factory=dict,
+        description="classify-and-tag: the figures of each task of the head ('classification', "
+        "'ner'), measured separately; `parity` is then None.",
+    )
     gates: list[GateResult] = Field(default_factory=list)
     gates_enabled: bool = True
 
@@ -59,6 +64,10 @@ class ExportReport(BaseModel):
     @property
     def passed(self) -> bool:
         return all(g.passed for g in self.gates)
+
+    def measured(self) -> dict[str, ParityFigures]:
+        """The figures by head ('' for a single-task artifact)."""
+        return dict(self.heads) if self.heads else ({"": self.parity} if self.parity else {})
 
     def failures(self) -> list[GateResult]:
         return [g for g in self.gates if not g.passed]

@@ -187,9 +187,11 @@ def load_eval_sample(
     label_column: str = "label",
     split: str | None = None,
 ) -> EvalSample:
-    """Read gate rows from a file in the form the artifact's task needs."""
+    """Read gate rows from a file in the form the artifact's task needs (for a classify-and-tag
+    artifact: CoNLL sentences for its tags, labelled texts for its classes)."""
     path = Path(source)
-    if manifest.task is TaskKind.TOKEN_CLASSIFICATION and path.suffix.lower() in _CONLL_SUFFIXES:
+    tagged = manifest.task in (TaskKind.TOKEN_CLASSIFICATION, TaskKind.CLASSIFY_AND_TAG)
+    if tagged and path.suffix.lower() in _CONLL_SUFFIXES:
         if not path.is_file():
             raise DataFileNotFound(f"evaluation data {path} does not exist")
         return read_conll(path)
@@ -209,7 +211,7 @@ def load_eval_sample(
         label_column=label_column,
         pair_column=pair_column,
         split=split,
-        label_names=manifest.labels,
+        label_names=manifest.class_labels or manifest.labels,
     )
     return EvalSample(source=str(source), texts=data.texts, pairs=data.pairs, labels=data.labels)
 
@@ -221,3 +223,29 @@ def default_eval_sample(manifest: ModelManifest) -> EvalSample:
         split = None if ref.split is None or ref.split.startswith("validation(") else ref.split
         return load_eval_sample(ref.source, manifest, split=split)
     return builtin_sample(manifest.task)
+
+
+#: Keys of a classify-and-tag artifact's training config (MultiTaskConfig fields) naming its
+#: held-out texts and sentences, the default gate data of its two heads.
+CLASSIFY_EVAL_KEY = "classify_eval_data"
+NER_EVAL_KEY = "ner_eval_data"
+
+
+def default_head_samples(manifest: ModelManifest) -> tuple[EvalSample, EvalSample]:
+    """A classify-and-tag artifact's held-out texts and CoNLL sentences named in its training
+    config when they are on this machine, else the built-in sample for that head."""
+    training = manifest.training
+    texts: EvalSample = builtin_sample(TaskKind.CLASSIFICATION)
+    source = training.get(CLASSIFY_EVAL_KEY)
+    if isinstance(source, str) and Path(source).is_file():
+        label_column = training.get("label_column", "label")
+        texts = load_eval_sample(source, manifest, label_column=str(label_column))
+    sentences: EvalSample = builtin_sample(TaskKind.TOKEN_CLASSIFICATION)
+    source = training.get(NER_EVAL_KEY)
+    if (
+        isinstance(source, str)
+        and Path(source).is_file()
+        and Path(source).suffix.lower() in _CONLL_SUFFIXES
+    ):
+        sentences = read_conll(Path(source))
+    return texts, sentences

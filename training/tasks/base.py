@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase
 
@@ -48,4 +48,15 @@ class Task(Protocol):
         out_dir: Path | None,
     ) -> dict[str, Any]:
         """Full evaluation with reports written to `out_dir`; returns the metrics dict."""
+        ...
+
+
+@runtime_checkable
+class TaskLoss(Protocol):
+    """An optional part of a Task: its own training loss, for tasks whose labelled positions
+    must not be weighted one by one (the trainer hands it to the Trainer's compute_loss_func).
+    """
+
+    def loss(self, outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        """The mean loss of one batch from the model outputs and the collated labels."""
         ...

@@ -8,32 +8,44 @@ from typing import Any
 import numpy as np
 from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase
 
-from schemas import TaskKind
+from schemas import Pooling, TaskKind
 from training.data import LabelledTexts
 from training.evaluation import predict_proba, report_classification
+from training.tasks._heads import label_maps
 
 
 class ClassificationTask:
-    """Encoder + linear head over [CLS]; a text pair is fed as [CLS] A [SEP] B [SEP]."""
+    """Encoder + linear head over [CLS] (or over the mean of the tokens, `pooling="mean"`); a
+    text pair is fed as [CLS] A [SEP] B [SEP]."""
 
     metric_for_best = "accuracy"
 
-    def __init__(self, label_names: list[str], *, pair: bool = False, metric: str = "accuracy"):
+    def __init__(
+        self,
+        label_names: list[str],
+        *,
+        pair: bool = False,
+        metric: str = "accuracy",
+        pooling: Pooling = "cls",
+    ):
         self.label_names = list(label_names)
         self.pair = pair
         self.kind = TaskKind.PAIR_CLASSIFICATION if pair else TaskKind.CLASSIFICATION
         self.metric_for_best = metric
+        self.pooling: Pooling = pooling
 
     def build_model(self, base_model: str) -> PreTrainedModel:
-        from transformers import AutoModelForSequenceClassification
+        from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-        model: PreTrainedModel = AutoModelForSequenceClassification.from_pretrained(
-            base_model,
-            num_labels=len(self.label_names),
-            id2label=dict(enumerate(self.label_names)),
-            label2id={name: i for i, name in enumerate(self.label_names)},
+        from stream.inference.pooling import mean_pooled
+
+        auto: Any = (
+            AutoModelForTokenClassification
+            if self.pooling == "mean"
+            else AutoModelForSequenceClassification
         )
-        return model
+        model: PreTrainedModel = auto.from_pretrained(base_model, **label_maps(self.label_names))
+        return mean_pooled(model) if self.pooling == "mean" else model
 
     def encode(
         self, tokenizer: PreTrainedTokenizerBase, data: LabelledTexts, max_length: int

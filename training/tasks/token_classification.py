@@ -16,6 +16,7 @@ from training.formats.tagged import TaggedSentences
 from training.tasks._bio import (
     IGNORE_INDEX,
     align_labels,
+    bio_viterbi,
     continuation_ids,
     first_subwords,
 )
@@ -23,6 +24,8 @@ from training.tasks._context import with_context
 from training.tasks._ner_eval import report_ner, seqeval_scores
 
 DEFAULT_STRIDE = 32
+
+FloatArray = npt.NDArray[np.float32]
 
 
 def window_stride(max_length: int, stride: int) -> int:
@@ -159,7 +162,7 @@ class TokenClassificationTask:
         scores = seqeval_scores(gold_tags, pred_tags)
         return {k: scores[k] for k in ("precision", "recall", "f1", "accuracy")}
 
-    def predict_words(
+    def predict_word_probs(
         self,
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
@@ -169,15 +172,19 @@ class TokenClassificationTask:
         batch_size: int = 64,
         progress: str | None = None,
         documents: Sequence[int] | None = None,
-    ) -> list[WordPredictions]:
-        """Tag each word of pre-split sentences (the label of its first subword); with
-        `documents`, read each sentence in its document context as in training."""
+    ) -> list[FloatArray]:
+        """Per sentence, a (words, tags) array: each word's tag probabilities at its first
+        subword, from the window where it sits most centrally; a word that became no subword
+        gets a row of zeros. With `documents`, each sentence is read in its document context
+        as in training. Several models' arrays can be averaged (an ensemble) before decoding.
+        """
         contexts = with_context(
             tokenizer, tokens, documents, budget=self.context_tokens, max_length=max_length
         )
         enc = self._tokenize(tokenizer, [c.words for c in contexts], max_length)
         probs = _window_probs(model, tokenizer, enc, batch_size=batch_size, progress=progress)
-        best: list[dict[int, tuple[int, int, float]]] = [{} for _ in tokens]
+        out = [np.zeros((len(words), len(self.label_names)), dtype=np.float32) for words in tokens]
+        ranks = [np.full(len(words), -1) for words in tokens]
         for window, sentence in enumerate(enc["overflow_to_sample_mapping"]):
             word_ids = enc.word_ids(window)
             content = [p for p, w in enumerate(word_ids) if w is not None]
@@ -191,21 +198,57 @@ class TokenClassificationTask:
                 if not 0 <= word < c.length:
                     continue  # a context word: not this sentence's to tag
                 rank = _centrality(position, content[0], content[-1])
-                row = probs[window][position]
-                tag = int(row.argmax())
-                if word not in best[sentence] or rank > best[sentence][word][0]:
-                    best[sentence][word] = (rank, tag, float(row[tag]))
+                if rank > ranks[sentence][word]:
+                    ranks[sentence][word] = rank
+                    out[sentence][word] = probs[window][position]
+        return out
+
+    def decode(
+        self, word_probs: Sequence[FloatArray], *, viterbi: bool = False
+    ) -> list[WordPredictions]:
+        """Tags of each sentence from its word probabilities: each word's most probable tag, or
+        with `viterbi` the most probable tag sequence that is valid BIO (no I-X after O or
+        after another type). Unseen words (zero rows) are tagged O (id 0) with score 0."""
         out = []
-        for sentence, words in enumerate(tokens):
-            found = best[sentence]
+        for probs in word_probs:
+            seen = probs.sum(axis=1) > 0
+            tags = (
+                bio_viterbi(probs, self.label_names) if viterbi else probs.argmax(axis=1).tolist()
+            )
+            tags = [t if s else 0 for t, s in zip(tags, seen, strict=True)]
             out.append(
                 WordPredictions(
-                    tags=[found[w][1] if w in found else 0 for w in range(len(words))],
-                    scores=[found[w][2] if w in found else 0.0 for w in range(len(words))],
-                    unseen=sum(1 for w in range(len(words)) if w not in found),
+                    tags=tags,
+                    scores=[float(probs[w, t]) for w, t in enumerate(tags)],
+                    unseen=int((~seen).sum()),
                 )
             )
         return out
+
+    def predict_words(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        tokens: list[list[str]],
+        *,
+        max_length: int,
+        batch_size: int = 64,
+        progress: str | None = None,
+        documents: Sequence[int] | None = None,
+    ) -> list[WordPredictions]:
+        """Tag each word of pre-split sentences (the label of its first subword); with
+        `documents`, read each sentence in its document context as in training."""
+        return self.decode(
+            self.predict_word_probs(
+                model,
+                tokenizer,
+                tokens,
+                max_length=max_length,
+                batch_size=batch_size,
+                progress=progress,
+                documents=documents,
+            )
+        )
 
     def evaluate(
         self,
@@ -231,9 +274,6 @@ class TokenClassificationTask:
         metrics = report_ner(data.tokens, gold, predicted, self.label_names, out_dir)
         metrics["words_without_subwords"] = sum(p.unseen for p in predictions)
         return metrics
-
-
-FloatArray = npt.NDArray[np.float32]
 
 
 def _window_probs(

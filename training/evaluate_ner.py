@@ -1,0 +1,100 @@
+"""Evaluate one or several NER artifacts on tagged sentences, with a probability-mean ensemble."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from training.artifact import load_artifact
+from training.errors import ConfigError
+from training.formats.tagged import TaggedSentences, load_tagged
+from training.tasks.token_classification import (
+    DEFAULT_STRIDE,
+    FloatArray,
+    TokenClassificationTask,
+)
+
+ENSEMBLE = "ensemble-mean"
+SUMMARY_KEYS = ("precision", "recall", "f1")
+
+
+def evaluate_taggers(
+    models: Sequence[Path],
+    *,
+    data: str,
+    split: str | None,
+    output: Path,
+    limit: int | None = None,
+    batch_size: int = 64,
+    viterbi: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Report each NER model on `data` (a CoNLL file, or a directory's `split` file) into
+    output/NAME, seqeval overall and per type; with several models, also their ensemble: the
+    mean of the models' per-word tag probabilities, then decoded. `viterbi` decodes every
+    model and the ensemble to the best valid BIO sequence instead of word by word.
+
+    Each model reads the sentences as it was trained to (its own max length, stride and
+    document context, from its training config).
+    """
+    if not models:
+        raise ConfigError("give at least one model artifact directory")
+    loaded = [load_artifact(m) for m in models]
+    labels = loaded[0][2].labels
+    for path, (_, _, manifest) in zip(models, loaded, strict=True):
+        if manifest.labels != labels:
+            raise ConfigError(
+                f"{path} has tags {manifest.labels}, {models[0]} has {labels}: "
+                "ensembled taggers must share one tag set, in one order"
+            )
+    sentences = load_tagged(data, split=split, label_names=labels, limit=limit)
+    results: dict[str, dict[str, Any]] = {}
+    all_probs: list[list[FloatArray]] = []
+    decoder = TokenClassificationTask(labels)
+    for position, (path, (model, tokenizer, manifest)) in enumerate(
+        zip(models, loaded, strict=True)
+    ):
+        training = manifest.training
+        task = TokenClassificationTask(
+            labels,
+            stride=int(training.get("stride", DEFAULT_STRIDE)),
+            context_tokens=int(training.get("context_tokens", 0)),
+        )
+        probs = task.predict_word_probs(
+            model,
+            tokenizer,
+            sentences.tokens,
+            max_length=manifest.max_length,
+            batch_size=batch_size,
+            progress=f"tagging with {path.name}",
+            documents=sentences.documents,
+        )
+        all_probs.append(probs)
+        key = path.name if path.name not in results else f"{path.name}-{position + 1}"
+        results[key] = _report(decoder, sentences, probs, output / key, viterbi=viterbi)
+    if len(models) > 1:
+        mean = [sum(per_model) / len(per_model) for per_model in zip(*all_probs, strict=True)]
+        results[ENSEMBLE] = _report(decoder, sentences, mean, output / ENSEMBLE, viterbi=viterbi)
+    output.mkdir(parents=True, exist_ok=True)
+    summary = {k: {m: v[m] for m in SUMMARY_KEYS} for k, v in results.items()}
+    (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return results
+
+
+def _report(
+    task: TokenClassificationTask,
+    sentences: TaggedSentences,
+    probs: Sequence[FloatArray],
+    out_dir: Path,
+    *,
+    viterbi: bool,
+) -> dict[str, Any]:
+    from training.tasks._ner_eval import report_ner
+
+    predictions = task.decode(probs, viterbi=viterbi)
+    gold = [sentences.tag_names(i) for i in range(len(sentences))]
+    predicted = [[task.label_names[t] for t in p.tags] for p in predictions]
+    metrics = report_ner(sentences.tokens, gold, predicted, task.label_names, out_dir)
+    metrics["decoding"] = "viterbi" if viterbi else "argmax"
+    return metrics
