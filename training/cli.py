@@ -174,8 +174,12 @@ def evaluate_command(
     limit: Annotated[int | None, Opt(help="Only the first N rows.")] = None,
     batch_size: Annotated[int, Opt(help="Inference batch size.")] = 64,
     viterbi: Annotated[
-        bool, Opt("--viterbi", help="NER: decode the best valid BIO sequence, not word by word.")
-    ] = False,
+        bool,
+        Opt(
+            "--viterbi/--argmax",
+            help="NER: decode the best valid BIO sequence (as the stream does), or word by word.",
+        ),
+    ] = True,
 ) -> None:
     """Evaluate artifact(s): metrics, per-class report, confusion matrix, misclassified rows.
 
@@ -186,7 +190,12 @@ def evaluate_command(
     from schemas.artifact import read_manifest
     from schemas.manifest import TaskKind
 
-    if models and read_manifest(models[0], verify=False).task is TaskKind.TOKEN_CLASSIFICATION:
+    first = read_manifest(models[0], verify=False) if models else None
+    taggers = first is not None and (
+        first.task is TaskKind.TOKEN_CLASSIFICATION
+        or (first.task is TaskKind.CLASSIFY_AND_TAG and _is_tagged_data(data, split))
+    )
+    if taggers:
         from training.evaluate_ner import SUMMARY_KEYS, evaluate_taggers
 
         results = evaluate_taggers(
@@ -223,6 +232,17 @@ def evaluate_command(
     console.print(
         f"reports written to {output}/ (metrics.json, confusion_matrix.png, misclassified.csv)"
     )
+
+
+def _is_tagged_data(data: str, split: str | None) -> bool:
+    """Whether `data` holds tagged sentences (CoNLL), which a classify-and-tag model is scored on
+    as a tagger; labelled texts score its classes."""
+    from training.formats.tagged import CONLL_SUFFIXES, find_conll_splits
+
+    path = Path(data)
+    if path.is_dir():
+        path = find_conll_splits(path).get(split or "test", path)
+    return path.suffix.lower() in CONLL_SUFFIXES
 
 
 def register(app: typer.Typer) -> None:

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from schemas import ModelManifest, TaskKind
 from training.artifact import load_artifact
 from training.errors import ConfigError
 from training.formats.tagged import TaggedSentences, load_tagged
+from training.tasks._heads import HeadSlice
 from training.tasks.token_classification import (
     DEFAULT_STRIDE,
     FloatArray,
@@ -28,19 +30,19 @@ def evaluate_taggers(
     output: Path,
     limit: int | None = None,
     batch_size: int = 64,
-    viterbi: bool = False,
+    viterbi: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Report each NER model on `data` (a CoNLL file, or a directory's `split` file) into
     output/NAME, seqeval overall and per type; with several models, also their ensemble: the
-    mean of the models' per-word tag probabilities, then decoded. `viterbi` decodes every
-    model and the ensemble to the best valid BIO sequence instead of word by word.
+    mean of the models' per-word tag probabilities, then decoded: to the best valid BIO
+    sequence, as the stream does, or with `viterbi=False` word by word.
 
     Each model reads the sentences as it was trained to (its own max length, stride and
     document context, from its training config).
     """
     if not models:
         raise ConfigError("give at least one model artifact directory")
-    loaded = [load_artifact(m) for m in models]
+    loaded = [_as_tagger(m, *load_artifact(m)) for m in models]
     labels = loaded[0][2].labels
     for path, (_, _, manifest) in zip(models, loaded, strict=True):
         if manifest.labels != labels:
@@ -80,6 +82,22 @@ def evaluate_taggers(
     summary = {k: {m: v[m] for m in SUMMARY_KEYS} for k, v in results.items()}
     (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return results
+
+
+def _as_tagger(path: Path, model: Any, tokenizer: Any, manifest: ModelManifest) -> Any:
+    """The artifact as a tagger: as it is, or the tag half of a classify-and-tag model (its tag
+    columns per token), with a manifest naming just the tags; other tasks are refused."""
+    if manifest.task is TaskKind.TOKEN_CLASSIFICATION:
+        return model, tokenizer, manifest
+    if manifest.task is TaskKind.CLASSIFY_AND_TAG:
+        tags = manifest.tag_labels
+        as_tagger = manifest.model_copy(
+            update={"task": TaskKind.TOKEN_CLASSIFICATION, "labels": tags, "class_labels": None}
+        )
+        return HeadSlice(model, tags, 0).eval(), tokenizer, as_tagger
+    raise ConfigError(
+        f"{path} is a {manifest.task.value} model, not a tagger: evaluate it on labelled texts"
+    )
 
 
 def _report(

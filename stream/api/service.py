@@ -92,6 +92,9 @@ class ModelService:
         )
         self._classify: BatchRunner[str, Classification | ItemFailure] | None = None
         self._entities: BatchRunner[str, list[Entity] | ItemFailure] | None = None
+        # A classify-and-tag model routes with one pass per text instead of two.
+        self._joint: BatchRunner[str, tuple[Classification, list[Entity]] | ItemFailure] | None
+        self._joint = None
         self._reloader: asyncio.Task[None] | None = None
         for model in settings.model_dirs():
             metrics.model_ready.labels(model=model).set(0)
@@ -127,6 +130,8 @@ class ModelService:
         self._classify = self._runner("classifier", self._classify_batch)
         if models().ner is not None:
             self._entities = self._runner("ner", self._entities_batch)
+        if models().joint is not None:
+            self._joint = self._runner("multitask", self._joint_batch)
         self._publish_models()
         self.status = "ready"
         log.info("api.models_ready", versions=models.versions())
@@ -143,6 +148,14 @@ class ModelService:
         ner = self._models().ner
         assert ner is not None
         return call_isolating_failures(ner.entities, texts)[0]
+
+    def _joint_batch(
+        self, texts: Sequence[str]
+    ) -> list[tuple[Classification, list[Entity]] | ItemFailure]:
+        assert self._models is not None
+        joint = self._models().joint
+        assert joint is not None
+        return call_isolating_failures(joint.classify_and_tag, texts)[0]
 
     def _runner(self, model: str, fn: BatchFn[str, _R]) -> BatchRunner[str, _R]:
         settings = self.settings
@@ -230,7 +243,12 @@ class ModelService:
         current = self._current()
         assert self.router is not None
         found: list[list[Entity] | ItemErrorInfo]
-        if current.ner is not None:
+        classes: list[Classification | ItemErrorInfo]
+        if current.joint is not None and self._joint is not None:
+            both = await self._joint.run([item.text for item in items])
+            classes = [r[0] if isinstance(r, tuple) else _error_info(r) for r in both]
+            found = [r[1] if isinstance(r, tuple) else _error_info(r) for r in both]
+        elif current.ner is not None:
             classes, found = await asyncio.gather(self.classify(items), self.entities(items))
         else:
             classes = await self.classify(items)
@@ -268,7 +286,7 @@ class ModelService:
             self._reloader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reloader
-        for runner in (self._classify, self._entities):
+        for runner in (self._classify, self._entities, self._joint):
             if runner is not None:
                 await runner.aclose()
         self._executor.shutdown(wait=False, cancel_futures=True)

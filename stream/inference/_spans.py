@@ -9,6 +9,7 @@ import numpy as np
 
 from schemas import Entity
 from stream.inference._encoding import Row
+from stream.inference.decoding import bio_viterbi
 
 
 @dataclass
@@ -19,11 +20,14 @@ class _Word:
     prob: float
 
 
-def _words(rows: Sequence[Row], probs: Sequence[np.ndarray], labels: Sequence[str]) -> list[_Word]:
+def _words(
+    rows: Sequence[Row], probs: Sequence[np.ndarray], labels: Sequence[str], *, viterbi: bool
+) -> list[_Word]:
     """One entry per word: its tag and probability from its first sub-token, its span from all.
 
     Windows of a long text overlap; a token read in several windows takes its prediction from
     the one where it sits furthest from an edge, where the model saw context on both sides.
+    With `viterbi` the tags are the most probable valid BIO sequence, else each word's argmax.
     """
     spans: dict[int, list[int]] = {}
     # (word, token start) -> (distance from the window's nearer edge, probability row)
@@ -43,19 +47,29 @@ def _words(rows: Sequence[Row], probs: Sequence[np.ndarray], labels: Sequence[st
             seen = best.get((w, start))
             if seen is None or rank > seen[0]:
                 best[(w, start)] = (rank, p[t])
-    words = []
-    for w in sorted(spans):
-        start, end = spans[w]
-        row_probs = best[(w, start)][1]  # the word's first sub-token
-        tag = int(row_probs.argmax())
-        words.append(_Word(start, end, labels[tag], float(row_probs[tag])))
-    return words
+    order = sorted(spans)
+    # Each word reads its first sub-token.
+    word_probs = [best[(w, spans[w][0])][1] for w in order]
+    if viterbi and word_probs:
+        tags = bio_viterbi(np.stack(word_probs), labels)
+    else:
+        tags = [int(p.argmax()) for p in word_probs]
+    return [
+        _Word(spans[w][0], spans[w][1], labels[tag], float(p[tag]))
+        for w, p, tag in zip(order, word_probs, tags, strict=True)
+    ]
 
 
 def entity_spans(
-    text: str, rows: Sequence[Row], probs: Sequence[np.ndarray], labels: Sequence[str]
+    text: str,
+    rows: Sequence[Row],
+    probs: Sequence[np.ndarray],
+    labels: Sequence[str],
+    *,
+    viterbi: bool = True,
 ) -> list[Entity]:
-    """Merge B-X/I-X words into entities; an I-X that does not continue an X starts one."""
+    """Tag the words (the best valid BIO sequence, or with `viterbi=False` each word's argmax)
+    and merge B-X/I-X words into entities; an I-X that does not continue an X starts one."""
     entities: list[Entity] = []
     current: list[_Word] = []
     kind = ""
@@ -69,7 +83,7 @@ def entity_spans(
             )
             current.clear()
 
-    for word in _words(rows, probs, labels):
+    for word in _words(rows, probs, labels, viterbi=viterbi):
         prefix, _, tag_type = word.tag.partition("-")
         if word.tag == "O" or not tag_type:
             close()

@@ -308,3 +308,20 @@ def test_evaluate_refuses_a_tagger_with_what_to_use_instead(tmp_path: Path) -> N
             split=None,
             output=tmp_path / "ev",
         )
+
+
+def test_evaluate_scores_the_tag_half_on_conll_sentences(
+    tiny_multitask_trained: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from stream.cli import app
+
+    conll = tiny_multitask_trained.parent / "data" / "conll"
+    result = CliRunner().invoke(
+        app, ["evaluate", str(tiny_multitask_trained), "--data", str(conll), "-o", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    expected = read_manifest(tiny_multitask_trained).metrics["test"]["ner"]["f1"]
+    assert summary["artifact"]["f1"] == pytest.approx(expected)

@@ -198,11 +198,12 @@ def test_evaluate_reports_each_tagger_and_the_mean_probability_ensemble(
     assert results[ENSEMBLE]["f1"] == pytest.approx(member["f1"])  # two identical members
     assert {"artifact", "artifact-2", ENSEMBLE} <= set(results)
     assert (tmp_path / "ev" / ENSEMBLE / "misclassified.csv").is_file()
-    viterbi = evaluate_taggers(
-        [ner_artifact], data=str(test_file), split=None, output=tmp_path / "v", viterbi=True
+    assert member["decoding"] == "viterbi"  # the stream's decoding is the default
+    argmax = evaluate_taggers(
+        [ner_artifact], data=str(test_file), split=None, output=tmp_path / "v", viterbi=False
     )
-    assert viterbi["artifact"]["decoding"] == "viterbi"
-    assert viterbi["artifact"]["f1"] > 0.5
+    assert argmax["artifact"]["decoding"] == "argmax"
+    assert argmax["artifact"]["f1"] > 0.5
 
 
 def test_evaluate_command_routes_a_tagger_to_seqeval_columns(

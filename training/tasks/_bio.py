@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-import numpy as np
-
+from stream.inference.decoding import bio_transitions, bio_viterbi
 from training.formats._iob import split_tag
+
+__all__ = [
+    "IGNORE_INDEX",
+    "align_labels",
+    "bio_transitions",
+    "bio_viterbi",
+    "continuation_ids",
+    "first_subwords",
+]
 
 IGNORE_INDEX = -100  # PyTorch's cross-entropy skips this label
 
@@ -67,41 +74,3 @@ def align_labels(
         else:
             labels.append(IGNORE_INDEX)
     return labels
-
-
-def bio_transitions(label_names: Sequence[str]) -> tuple[Any, Any]:
-    """Which tags may open a sentence and which may follow which under BIO: I-X only after B-X
-    or I-X. Boolean arrays (tags,) and (previous, next)."""
-    parts = [split_tag(name) for name in label_names]
-    start = np.array([prefix != "I" for prefix, _ in parts])
-    allowed = np.array(
-        [
-            [nxt[0] != "I" or (prev[0] != "O" and prev[1] == nxt[1]) for nxt in parts]
-            for prev in parts
-        ]
-    )
-    return start, allowed
-
-
-def bio_viterbi(probs: Any, label_names: Sequence[str]) -> list[int]:
-    """The tag sequence of highest probability (product of the per-word probabilities) that is
-    valid BIO, for one sentence's (words, tags) probabilities.
-
-    A softmax per word can put I-ORG after O or after B-PER; seqeval then reads a broken or
-    mistyped entity. Decoding under the constraint picks the best valid reading instead.
-    """
-    if len(probs) == 0:
-        return []
-    start, allowed = bio_transitions(label_names)
-    forbidden = np.where(allowed, 0.0, -np.inf)
-    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None))
-    score = logp[0] + np.where(start, 0.0, -np.inf)
-    back = np.zeros((len(logp), len(label_names)), dtype=np.int64)
-    for word in range(1, len(logp)):
-        total = score[:, None] + forbidden  # (previous, next)
-        back[word] = total.argmax(axis=0)
-        score = total.max(axis=0) + logp[word]
-    tags = [int(score.argmax())]
-    for word in range(len(logp) - 1, 0, -1):
-        tags.append(int(back[word, tags[-1]]))
-    return tags[::-1]

@@ -204,11 +204,12 @@ class TokenClassificationTask:
         return out
 
     def decode(
-        self, word_probs: Sequence[FloatArray], *, viterbi: bool = False
+        self, word_probs: Sequence[FloatArray], *, viterbi: bool = True
     ) -> list[WordPredictions]:
-        """Tags of each sentence from its word probabilities: each word's most probable tag, or
-        with `viterbi` the most probable tag sequence that is valid BIO (no I-X after O or
-        after another type). Unseen words (zero rows) are tagged O (id 0) with score 0."""
+        """Tags of each sentence from its word probabilities: the most probable tag sequence
+        that is valid BIO (no I-X after O or after another type), as the stream decodes, or
+        with `viterbi=False` each word's most probable tag. Unseen words (zero rows) are tagged
+        O (id 0) with score 0."""
         out = []
         for probs in word_probs:
             seen = probs.sum(axis=1) > 0

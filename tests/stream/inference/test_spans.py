@@ -49,11 +49,20 @@ def test_a_word_takes_the_tag_of_its_first_sub_token_and_its_full_span() -> None
     assert (entity.text, entity.start, entity.end) == ("Londoners", 0, 9)
 
 
-def test_a_new_b_tag_or_a_type_change_starts_a_new_entity() -> None:
+def test_word_by_word_a_new_b_tag_or_a_type_change_starts_a_new_entity() -> None:
     text = "Mary John Paris"
     row, probs = _row(text, [("Mary", 0), ("John", 1), ("Paris", 2)], ["B-PER", "B-PER", "I-LOC"])
-    found = entity_spans(text, [row], [probs], LABELS)
+    found = entity_spans(text, [row], [probs], LABELS, viterbi=False)
     assert [(e.type, e.text) for e in found] == [("PER", "Mary"), ("PER", "John"), ("LOC", "Paris")]
+
+
+def test_viterbi_reads_an_i_tag_of_another_type_as_its_best_valid_alternative() -> None:
+    text = "Mary Paris visited"
+    row, probs = _row(text, [("Mary", 0), ("Paris", 1), ("visited", 2)], ["B-PER", "I-LOC", "O"])
+    probs[2, LABELS.index("B-LOC")] = 0.6  # "Paris": I-LOC first (invalid after B-PER), B-LOC next
+    found = entity_spans(text, [row], [probs], LABELS)
+    assert [(e.type, e.text) for e in found] == [("PER", "Mary"), ("LOC", "Paris")]
+    assert found[1].score == pytest.approx(0.6)  # the probability of the tag decoded
 
 
 def test_words_split_across_windows_are_tagged_once() -> None:
