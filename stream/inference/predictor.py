@@ -254,7 +254,9 @@ def _max_length(root: Path, manifest: ModelManifest) -> int:
     return manifest.max_length
 
 
-def _build_backend(root: Path, manifest: ModelManifest, plan: BackendPlan, threads: int) -> Backend:
+def _build_backend(
+    root: Path, manifest: ModelManifest, plan: BackendPlan, threads: int, *, spin: bool = True
+) -> Backend:
     if plan.kind == "torch":
         from stream.inference.torch_backend import TorchBackend
 
@@ -276,7 +278,7 @@ def _build_backend(root: Path, manifest: ModelManifest, plan: BackendPlan, threa
             f"artifact {root} has no {role.value} model; run `textroute export {root}` "
             "to add the ONNX files, or set TEXTROUTE_INFERENCE_BACKEND=torch"
         )
-    return OnnxBackend(root / entry.path, name=plan.name, threads=threads)
+    return OnnxBackend(root / entry.path, name=plan.name, threads=threads, spin=spin)
 
 
 def load_predictor(
@@ -298,7 +300,7 @@ def load_predictor(
             "re-save the model with a fast tokenizer"
         )
     plan = plan_backend(settings)
-    backend = _build_backend(root, manifest, plan, settings.threads)
+    backend = _build_backend(root, manifest, plan, settings.threads, spin=settings.spin)
     encoder = TextEncoder(tokenizer_json, _max_length(root, manifest), stride=settings.chunk_stride)
     log.info(
         "inference.loaded",

@@ -26,6 +26,11 @@ class InferenceSettings(BaseSettings):
     threads: int = Field(
         default=0, ge=0, description="Intra-op threads; 0 lets the runtime use all cores."
     )
+    spin: bool = Field(
+        default=True,
+        description="ONNX Runtime: let idle intra-op threads spin between runs (lowest latency "
+        "for one model; off, two models called in turn or a busy event loop get the cores back).",
+    )
     max_chars: int = Field(default=20_000, gt=0, description="Longer texts get text_too_long.")
     max_batch: int = Field(default=32, gt=0, description="Most sequences per backend call.")
     top_k: int = Field(default=3, ge=1, description="Labels listed in Classification.top_k.")

@@ -76,3 +76,19 @@ def test_settings_come_from_textroute_inference_env(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("TEXTROUTE_INFERENCE_MAX_BATCH", "8")
     settings = InferenceSettings()
     assert (settings.backend, settings.precision, settings.max_batch) == ("torch", "bf16", 8)
+
+
+def test_onnx_without_spinning_threads_gives_the_same_answers(
+    tiny_classifier_artifact: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stream.inference import load_predictor
+
+    texts = ["stock market profit bank", "team win season coach"]
+    labels = {}
+    for spin in ("1", "0"):
+        monkeypatch.setenv("TEXTROUTE_INFERENCE_SPIN", spin)
+        settings = InferenceSettings()
+        assert settings.spin is (spin == "1")
+        predictor = load_predictor(tiny_classifier_artifact, settings)  # type: ignore[arg-type]
+        labels[spin] = [c.label for c in predictor.classify(texts)]  # type: ignore[union-attr]
+    assert labels["0"] == labels["1"]
