@@ -117,6 +117,26 @@ class ModelManifest(BaseModel):
             return list(self.labels)
         return self.labels[: len(self.labels) - len(self.class_labels)]
 
+    def class_half(self) -> ModelManifest:
+        """A classify-and-tag manifest read as a sequence classifier of its classes."""
+        return self.model_copy(
+            update={
+                "task": TaskKind.CLASSIFICATION,
+                "labels": self.class_labels,
+                "class_labels": None,
+            }
+        )
+
+    def tag_half(self) -> ModelManifest:
+        """A classify-and-tag manifest read as a tagger of its BIO tags."""
+        return self.model_copy(
+            update={
+                "task": TaskKind.TOKEN_CLASSIFICATION,
+                "labels": self.tag_labels,
+                "class_labels": None,
+            }
+        )
+
     def file_for(self, role: FileRole) -> FileEntry | None:
         """The first file with this role, or None."""
         return next((f for f in self.files if f.role == role), None)

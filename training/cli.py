@@ -209,6 +209,7 @@ def evaluate_command(
         )
         columns: tuple[str, ...] = SUMMARY_KEYS
     else:
+        from training.evaluate_cli import SUMMARY_KEYS as CLASSIFIER_KEYS
         from training.evaluate_cli import evaluate_models
 
         results = evaluate_models(
@@ -221,7 +222,7 @@ def evaluate_command(
             limit=limit,
             batch_size=batch_size,
         )
-        columns = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
+        columns = CLASSIFIER_KEYS
     table = Table(title=f"evaluation on {data}")
     table.add_column("model")
     for col in columns:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from schemas import ModelManifest, TaskKind
-from training.artifact import load_artifact
+from training._members import load_members, report_key, write_summary
 from training.data import load_labelled_texts
 from training.errors import ConfigError
 from training.evaluation import majority_vote, predict_proba, report_classification, soft_vote
 from training.tasks._heads import HeadSlice
+
+#: The headline figures of each member and ensemble in summary.json.
+SUMMARY_KEYS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 
 
 def evaluate_models(
@@ -27,16 +29,9 @@ def evaluate_models(
     batch_size: int = 64,
 ) -> dict[str, dict[str, Any]]:
     """Report each model on `data` into output/NAME, and ensembles when there are several."""
-    if not models:
-        raise ConfigError("give at least one model artifact directory")
-    loaded = [_as_classifier(m, *load_artifact(m)) for m in models]
-    labels = loaded[0][2].labels
-    for path, (_, _, manifest) in zip(models, loaded, strict=True):
-        if manifest.labels != labels:
-            raise ConfigError(
-                f"{path} has labels {manifest.labels}, {models[0]} has {labels}: "
-                "ensembled models must share one label map"
-            )
+    loaded, labels = load_members(
+        models, _as_classifier, what="labels", rule="ensembled models must share one label map"
+    )
     manifest0 = loaded[0][2]
     columns = text_columns or manifest0.text_columns[:1] or ["text"]
     pair_column = (
@@ -66,9 +61,7 @@ def evaluate_models(
             progress=f"evaluating {path.name}",
         )
         all_probs.append(probs)
-        # Report directories live under `output`, keyed by a name unique in this run, so a
-        # model given twice never writes into its own artifact.
-        key = path.name if path.name not in results else f"{path.name}-{position + 1}"
+        key = report_key(path, position, results)
         results[key] = report_classification(
             dataset.texts, dataset.labels, probs, labels, output / key, pairs=dataset.pairs
         )
@@ -82,12 +75,7 @@ def evaluate_models(
                 output / name,
                 pairs=dataset.pairs,
             )
-    output.mkdir(parents=True, exist_ok=True)
-    summary = {
-        k: {m: v[m] for m in ("accuracy", "precision_macro", "recall_macro", "f1_macro")}
-        for k, v in results.items()
-    }
-    (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_summary(output, results, SUMMARY_KEYS)
     return results
 
 
@@ -101,10 +89,7 @@ def _as_classifier(path: Path, model: Any, tokenizer: Any, manifest: ModelManife
         view = HeadSlice(
             model, manifest.class_labels, len(manifest.tag_labels), first_token=True
         ).eval()
-        as_classifier = manifest.model_copy(
-            update={"task": TaskKind.CLASSIFICATION, "labels": manifest.class_labels}
-        )
-        return view, tokenizer, as_classifier
+        return view, tokenizer, manifest.class_half()
     raise ConfigError(
         f"{path} is a {manifest.task.value} model; `textroute evaluate` scores classifiers "
         "(its test figures are in its metrics.json and eval/ reports)"

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from schemas import ModelManifest, TaskKind
-from training.artifact import load_artifact
+from training._members import load_members, report_key, write_summary
 from training.errors import ConfigError
 from training.formats.tagged import TaggedSentences, load_tagged
 from training.tasks._heads import HeadSlice
@@ -40,16 +39,12 @@ def evaluate_taggers(
     Each model reads the sentences as it was trained to (its own max length, stride and
     document context, from its training config).
     """
-    if not models:
-        raise ConfigError("give at least one model artifact directory")
-    loaded = [_as_tagger(m, *load_artifact(m)) for m in models]
-    labels = loaded[0][2].labels
-    for path, (_, _, manifest) in zip(models, loaded, strict=True):
-        if manifest.labels != labels:
-            raise ConfigError(
-                f"{path} has tags {manifest.labels}, {models[0]} has {labels}: "
-                "ensembled taggers must share one tag set, in one order"
-            )
+    loaded, labels = load_members(
+        models,
+        _as_tagger,
+        what="tags",
+        rule="ensembled taggers must share one tag set, in one order",
+    )
     sentences = load_tagged(data, split=split, label_names=labels, limit=limit)
     results: dict[str, dict[str, Any]] = {}
     all_probs: list[list[FloatArray]] = []
@@ -73,14 +68,12 @@ def evaluate_taggers(
             documents=sentences.documents,
         )
         all_probs.append(probs)
-        key = path.name if path.name not in results else f"{path.name}-{position + 1}"
+        key = report_key(path, position, results)
         results[key] = _report(decoder, sentences, probs, output / key, viterbi=viterbi)
     if len(models) > 1:
         mean = [sum(per_model) / len(per_model) for per_model in zip(*all_probs, strict=True)]
         results[ENSEMBLE] = _report(decoder, sentences, mean, output / ENSEMBLE, viterbi=viterbi)
-    output.mkdir(parents=True, exist_ok=True)
-    summary = {k: {m: v[m] for m in SUMMARY_KEYS} for k, v in results.items()}
-    (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_summary(output, results, SUMMARY_KEYS)
     return results
 
 
@@ -90,11 +83,7 @@ def _as_tagger(path: Path, model: Any, tokenizer: Any, manifest: ModelManifest) 
     if manifest.task is TaskKind.TOKEN_CLASSIFICATION:
         return model, tokenizer, manifest
     if manifest.task is TaskKind.CLASSIFY_AND_TAG:
-        tags = manifest.tag_labels
-        as_tagger = manifest.model_copy(
-            update={"task": TaskKind.TOKEN_CLASSIFICATION, "labels": tags, "class_labels": None}
-        )
-        return HeadSlice(model, tags, 0).eval(), tokenizer, as_tagger
+        return HeadSlice(model, manifest.tag_labels, 0).eval(), tokenizer, manifest.tag_half()
     raise ConfigError(
         f"{path} is a {manifest.task.value} model, not a tagger: evaluate it on labelled texts"
     )

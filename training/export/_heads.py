@@ -48,12 +48,7 @@ def heads(
         eval_data = default_texts if eval_data is None else eval_data
         tag_data = default_sentences if tag_data is None else tag_data
     n = len(manifest.tag_labels)
-    as_classifier = manifest.model_copy(
-        update={"task": TaskKind.CLASSIFICATION, "labels": manifest.class_labels}
-    )
-    as_tagger = manifest.model_copy(
-        update={"task": TaskKind.TOKEN_CLASSIFICATION, "labels": manifest.tag_labels}
-    )
+    as_classifier, as_tagger = manifest.class_half(), manifest.tag_half()
 
     def classes(outputs: Outputs) -> Outputs:
         return {"logits": outputs["logits"][:, 0, n:]}
