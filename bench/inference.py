@@ -64,16 +64,22 @@ def load_texts(path: Path, column: str, limit: int) -> tuple[list[str], list[int
     return texts, [int(v) for v in frame["label"]]
 
 
-def timed_batches(run: Callable[[list[str]], object], texts: list[str], batch: int) -> list[float]:
-    """Seconds per call of `run` on consecutive slices of `batch` texts (after one warm-up)."""
+def timed_batches(
+    run: Callable[[list[str]], object], texts: list[str], batch: int, repeat: int
+) -> list[float]:
+    """Seconds per call of `run` on consecutive slices of `batch` texts (after one warm-up), from
+    the median of `repeat` passes over the texts: one pass is at the mercy of a noisy moment."""
     run(texts[:batch])
-    times = []
-    for start in range(0, len(texts), batch):
-        chunk = texts[start : start + batch]
-        t0 = time.perf_counter()
-        run(chunk)
-        times.append(time.perf_counter() - t0)
-    return times
+    passes = []
+    for _ in range(repeat):
+        times = []
+        for start in range(0, len(texts), batch):
+            chunk = texts[start : start + batch]
+            t0 = time.perf_counter()
+            run(chunk)
+            times.append(time.perf_counter() - t0)
+        passes.append(times)
+    return sorted(passes, key=sum)[len(passes) // 2]
 
 
 def summarize(model: str, engine: str, batch: int, n: int, times: Sequence[float]) -> Result:
@@ -152,11 +158,19 @@ def mean_tokens(artifact: Path, texts: Sequence[str], max_length: int) -> float:
     return float(np.mean([len(e.ids) for e in tok.encode_batch(list(texts))]))
 
 
+#: ONNX Runtime's idle threads spin between runs here: this process does nothing but inference,
+#: the setting's best case (the worker and API default to off; see InferenceSettings.spin).
+SPIN = True
+#: Passes over the texts per measurement; the median one is reported (--repeat).
+REPEAT = 3
+
 # The predictor method each model kind is timed with.
 RUNS = {"classifier": "classify", "ner": "entities", "multitask": "classify_and_tag"}
 
 
-def bench_naive(kind: str, artifact: Path, texts: list[str], naive_limit: int) -> Result:
+def bench_naive(
+    kind: str, artifact: Path, texts: list[str], naive_limit: int, repeat: int
+) -> Result:
     """The transformers pipeline of a classifier or NER artifact, one text per call."""
     from training.artifact import artifact_pipeline
 
@@ -167,12 +181,17 @@ def bench_naive(kind: str, artifact: Path, texts: list[str], naive_limit: int) -
     naive_texts = texts[:naive_limit] if naive_limit > 0 else texts
     console.print(f"[bold]{kind}[/]: naive pipeline, one text per call ({len(naive_texts)} texts)")
     kwargs = {"truncation": True} if kind == "classifier" else {}
-    times = timed_batches(lambda chunk: pipe(chunk[0], **kwargs), naive_texts, 1)
+    times = timed_batches(lambda chunk: pipe(chunk[0], **kwargs), naive_texts, 1, repeat)
     return summarize(kind, "naive pipeline", 1, len(naive_texts), times)
 
 
 def bench_two_models(
-    classifier: Path, ner: Path, texts: list[str], batches: Sequence[int], threads: int
+    classifier: Path,
+    ner: Path,
+    texts: list[str],
+    batches: Sequence[int],
+    threads: int,
+    repeat: int,
 ) -> list[Result]:
     """What a classify-and-tag artifact replaces: ONNX int8 classify, then entities, per batch."""
     from stream.inference import InferenceSettings, load_predictor
@@ -180,7 +199,13 @@ def bench_two_models(
     results = []
     for batch in batches:
         settings = InferenceSettings.model_validate(
-            {"backend": "onnx", "precision": "int8", "threads": threads, "max_batch": batch}
+            {
+                "backend": "onnx",
+                "precision": "int8",
+                "threads": threads,
+                "max_batch": batch,
+                "spin": SPIN,
+            }
         )
         clf, tagger = load_predictor(classifier, settings), load_predictor(ner, settings)
         console.print(f"[bold]classifier+ner[/]: ONNX int8, two models, batch {batch}")
@@ -188,7 +213,7 @@ def bench_two_models(
         def both(chunk: list[str], c: Any = clf, t: Any = tagger) -> object:
             return c.classify(chunk), t.entities(chunk)
 
-        times = timed_batches(both, texts, batch)
+        times = timed_batches(both, texts, batch, repeat)
         results.append(
             summarize("classifier+ner", "ONNX int8 (two passes)", batch, len(texts), times)
         )
@@ -202,6 +227,7 @@ def bench_model(
     batches: Sequence[int],
     threads: int,
     naive_limit: int,
+    repeat: int,
 ) -> list[Result]:
     """The naive pipeline (classifier, NER) then the predictor on each engine and batch size."""
     import torch
@@ -212,7 +238,7 @@ def bench_model(
         torch.set_num_threads(threads)
     results: list[Result] = []
     if kind != "multitask":  # no transformers pipeline reads a classify-and-tag head
-        results.append(bench_naive(kind, artifact, texts, naive_limit))
+        results.append(bench_naive(kind, artifact, texts, naive_limit, repeat))
     engines = [
         ("torch", "fp32", "PyTorch fp32"),
         ("onnx", "fp32", "ONNX fp32"),
@@ -221,12 +247,18 @@ def bench_model(
     for backend, precision, label in engines:
         for batch in batches:
             settings = InferenceSettings.model_validate(
-                {"backend": backend, "precision": precision, "threads": threads, "max_batch": batch}
+                {
+                    "backend": backend,
+                    "precision": precision,
+                    "threads": threads,
+                    "max_batch": batch,
+                    "spin": SPIN,
+                }
             )
             predictor = load_predictor(artifact, settings)
             run = getattr(predictor, RUNS[kind])
             console.print(f"[bold]{kind}[/]: {label}, batch {batch}")
-            times = timed_batches(run, texts, batch)
+            times = timed_batches(run, texts, batch, repeat)
             results.append(summarize(kind, label, batch, len(texts), times))
     return results
 
@@ -336,6 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--naive-limit", type=int, default=0, help="Texts for the naive run.")
     parser.add_argument("--batches", default="1,8,32", help="Batch sizes, comma-separated.")
     parser.add_argument("--threads", type=int, default=0, help="0 = all cores.")
+    parser.add_argument(
+        "--repeat", type=int, default=REPEAT, help="Passes per measurement; the median is kept."
+    )
     parser.add_argument("--accuracy", action="store_true", help="Score ONNX fp32 vs int8.")
     parser.add_argument("--accuracy-limit", type=int, default=0, help="Rows scored; 0 = all.")
     parser.add_argument("--skip-speed", action="store_true", help="Only the accuracy check.")
@@ -374,9 +409,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{kind}: {tokens:.1f} tokens/text x {per_token / 1e6:.1f} MFLOP/token "
             f"-> compute bound {bounds[kind]:.0f} texts/s"
         )
-        model_results = bench_model(kind, artifact, texts, batches, args.threads, args.naive_limit)
+        model_results = bench_model(
+            kind, artifact, texts, batches, args.threads, args.naive_limit, args.repeat
+        )
         if kind == "multitask" and classifier is not None and ner is not None:
-            model_results += bench_two_models(classifier, ner, texts, batches, args.threads)
+            model_results += bench_two_models(
+                classifier, ner, texts, batches, args.threads, args.repeat
+            )
         if kind != "multitask":
             naive_rates[kind] = model_results[0].texts_per_s
         # One text through both naive pipelines is what a classify-and-tag pass replaces.

@@ -176,27 +176,34 @@ class Arrivals(TopicFollower):
     def __init__(self, broker: BrokerSettings, topic: str) -> None:
         # A short fetch wait, so the measuring consumer adds next to nothing to the latency.
         super().__init__(broker, [topic], fetch_max_wait_ms=20)
+        self._seen: dict[str, float] = {}
+        self._scanned = 0
 
     @property
     def first_seen(self) -> dict[str, float]:
-        seen: dict[str, float] = {}
-        for record, at in zip(self.records, self.arrived, strict=True):
-            seen.setdefault((record.key or b"").decode(), at)
-        return seen
+        # Only the records that came in since the last look: a full rescan every poll cost the
+        # measuring process 0.6 of a core at 3,000 messages, taken from the system under test.
+        records, arrived = self.records, self.arrived
+        for i in range(self._scanned, min(len(records), len(arrived))):
+            self._seen.setdefault((records[i].key or b"").decode(), arrived[i])
+            self._scanned = i + 1
+        return self._seen
 
     async def wait_for(
         self, keys: Sequence[str], proc: subprocess.Popen[bytes], timeout: float
     ) -> float:
         """Time when the last of `keys` arrived; fails if the system dies or is too slow."""
         deadline = time.perf_counter() + timeout
+        pending = set(keys)
         while True:
-            times = [self.first_seen.get(k) for k in keys]
-            if all(t is not None for t in times):
-                return max(t for t in times if t is not None)
+            seen = self.first_seen
+            pending = {k for k in pending if k not in seen}
+            if not pending:
+                return max(seen[k] for k in keys)
             if proc.poll() is not None:
                 raise RuntimeError(f"the system under test exited with {proc.returncode}")
             if time.perf_counter() > deadline:
-                done = sum(t is not None for t in times)
+                done = len(keys) - len(pending)
                 raise TimeoutError(f"only {done} of {len(keys)} outputs after {timeout:.0f} s")
             await asyncio.sleep(0.02)
 

@@ -95,41 +95,66 @@ class RouterAgent:
         self.positions: dict[tuple[str, int], int] = {}
 
     async def run(self, stream: StreamT[bytes]) -> None:
-        """Consume batches until the worker stops; each batch is produced, then acked."""
+        """Consume batches until the worker stops, at least once.
+
+        A two-stage pipeline: batch N's outputs are produced, and its inputs acked once the
+        broker has them, while batch N+1 is in inference, so the model does not sit idle for
+        the broker's round trip. One batch is delivered at a time, in order.
+        """
         s = self.settings
         batches = cast("Stream[bytes]", stream).take_events(s.batch_size, within=s.batch_wait_s)
-        async for events in batches:
-            task = asyncio.ensure_future(self.handle(events))
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                # SIGTERM while a batch is in hand: finish it, so its outputs are produced and
-                # its offsets committed when the consumer stops, instead of redone next start.
-                if not task.done():
+        delivering: asyncio.Future[None] | None = None
+        try:
+            async for events in batches:
+                inference = asyncio.ensure_future(self.infer(events))
+                try:
+                    records, result, process_s = await asyncio.shield(inference)
+                except asyncio.CancelledError:
+                    # SIGTERM while a batch is in hand: finish it, so its outputs are produced
+                    # and its offsets committed when the consumer stops, not redone next start.
                     log.info("worker.finishing_batch", size=len(events))
-                    await task
-                await self._ack(stream, events)
-                raise
-            except Exception:
-                # Nothing of this batch is acked, so a restart re-delivers all of it.
-                log.exception("worker.batch_failed", size=len(events))
-                raise
-            await self._ack(stream, events)
+                    records, result, process_s = await inference
+                    await self._settle(delivering)
+                    await self.deliver(stream, events, records, result, process_s)
+                    raise
+                await self._settle(delivering)
+                delivering = asyncio.ensure_future(
+                    self.deliver(stream, events, records, result, process_s)
+                )
+        except Exception:
+            # Nothing of the failed batch is acked, so a restart re-delivers it.
+            log.exception("worker.batch_failed")
+            raise
+        finally:
+            await self._settle(delivering)
 
     @staticmethod
-    async def _ack(stream: StreamT[bytes], events: Sequence[EventT[bytes]]) -> None:
-        # Acking marks offsets committable; faust commits them on its interval and at stop.
-        for event in events:
-            await stream.ack(event)
+    async def _settle(delivering: asyncio.Future[None] | None) -> None:
+        # Shielded: a stop arriving meanwhile must not abandon outputs already being produced.
+        if delivering is not None:
+            await asyncio.shield(delivering)
 
-    async def handle(self, events: Sequence[EventT[bytes]]) -> BatchResult:
-        """Process one batch in the executor and produce every output, waiting for the acks."""
+    async def infer(
+        self, events: Sequence[EventT[bytes]]
+    ) -> tuple[list[InboundRecord], BatchResult, float]:
+        """Decode, validate, infer and route one batch in the executor."""
         received_at = datetime.now(timezone.utc)
         records = [_to_record(e, received_at) for e in events]
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         result = await loop.run_in_executor(self.executor, self.processor.process, records)
-        processed = time.perf_counter()
+        return records, result, time.perf_counter() - started
+
+    async def deliver(
+        self,
+        stream: StreamT[bytes],
+        events: Sequence[EventT[bytes]],
+        records: Sequence[InboundRecord],
+        result: BatchResult,
+        process_s: float,
+    ) -> None:
+        """Produce every output of a batch, wait for the broker's acks, then ack the inputs."""
+        started = time.perf_counter()
         futures = [
             await self.outputs[out.topic].send(key=out.key, value=out.value)
             for out in result.outbound(self.settings.topics)
@@ -137,10 +162,12 @@ class RouterAgent:
         # Waiting for the broker's acknowledgement of every output before the inputs are
         # acked is what makes this at-least-once: a crash before here re-delivers them.
         await asyncio.gather(*futures)
-        done = time.perf_counter()
-        self.metrics.batch_seconds.observe(done - started)
-        self._observe(records, result, process_s=processed - started, produce_s=done - processed)
-        return result
+        # Acking marks offsets committable; faust commits them on its interval and at stop.
+        for event in events:
+            await stream.ack(event)
+        produce_s = time.perf_counter() - started
+        self.metrics.batch_seconds.observe(process_s + produce_s)
+        self._observe(records, result, process_s=process_s, produce_s=produce_s)
 
     def _observe(
         self,

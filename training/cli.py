@@ -81,6 +81,9 @@ def classify_command(
     threads: Annotated[int, Opt(help="CPU threads for torch; 0 = default.")] = 0,
     limit: Annotated[int | None, Opt(help="Use only the first N training rows.")] = None,
     eval_limit: Annotated[int | None, Opt(help="Use only the first N test rows.")] = None,
+    validation_fraction: Annotated[
+        float, Opt(help="Share of the training rows carved off for validation (0 < f < 0.5).")
+    ] = 0.1,
     max_steps: Annotated[int, Opt(help="Stop after N optimizer steps (smoke runs).")] = -1,
     hp_search: Annotated[int, Opt("--hp-search", help="Optuna trials before the final run.")] = 0,
     baseline: Annotated[bool, Opt(help="Also train the TF-IDF + Naive Bayes baseline.")] = True,
@@ -123,6 +126,7 @@ def classify_command(
         work_dir=work_dir,
         limit=limit,
         eval_limit=eval_limit,
+        validation_fraction=validation_fraction,
         baseline=baseline,
         hp_search=hp_search,
         resume=resume,

@@ -96,16 +96,30 @@ def export_fp32(
 
 
 def optimize(src: Path, dst: Path, config: Any) -> bool:
-    """Fuse attention, LayerNorm and GELU (hardware-neutral level); False when not applicable."""
+    """Fuse embeddings, LayerNorm and GELU (hardware-neutral level); False when not applicable."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
     if getattr(config, "model_type", None) not in _FUSABLE_MODEL_TYPES:
         return False
     heads = int(getattr(config, "num_attention_heads", 0) or getattr(config, "n_heads", 0))
     hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "dim", 0))
+    # Measured on MiniLM int8 (bench/RESULTS.md, "Unfused LayerNorm and GELU"): the fused
+    # SkipLayerNormalization, BiasGelu and QAttention CPU kernels are slower than the plain ops
+    # they replace (the Q/K/V projections then quantize as ordinary int8 matmuls); +30% texts/s.
+    fusions = FusionOptions("bert")
+    fusions.enable_attention = False
+    fusions.enable_skip_layer_norm = False
+    fusions.enable_bias_skip_layer_norm = False
+    fusions.enable_bias_gelu = False
     try:
         optimized = optimize_model(
-            str(src), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=1
+            str(src),
+            model_type="bert",
+            num_heads=heads,
+            hidden_size=hidden,
+            opt_level=1,
+            optimization_options=fusions,
         )
         optimized.save_model_to_file(str(dst))
     except Exception as exc:  # fusion is an optimisation: the unfused graph still serves

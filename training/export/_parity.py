@@ -91,9 +91,10 @@ def run_torch(
 
 
 def run_onnx(path: Path, batches: list[Batch], outputs: Sequence[str], label: str) -> list[Outputs]:
-    import onnxruntime as ort
+    from stream.inference.onnx_backend import cpu_session
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    # The stream's own session: the gates measure the graph as it will be served.
+    session = cpu_session(path)
     results = []
     for batch in track(batches, description=label):
         values = session.run(list(outputs), batch.inputs)

@@ -51,7 +51,7 @@ class ExportSettings(BaseSettings):
         default=False, description="7-bit weights; can help accuracy on CPUs without VNNI."
     )
     optimize: bool = Field(
-        default=True, description="Fuse attention/LayerNorm/GELU before quantizing."
+        default=True, description="Fuse embeddings, LayerNorm and GELU before quantizing."
     )
     sample: int = Field(
         default=512, gt=0, description="Rows of the evaluation data the gates run on."
