@@ -33,6 +33,8 @@ class MultiTaskPredictor(Predictor):
         backend: Backend,
         encoder: TextEncoder,
         settings: InferenceSettings,
+        *,
+        concurrency: int = 1,
     ) -> None:
         if not manifest.class_labels:
             raise ArtifactUnusableError(
@@ -40,7 +42,7 @@ class MultiTaskPredictor(Predictor):
                 "class_labels, so its classes cannot be told from its tags; re-train it with "
                 "`textroute train multitask`"
             )
-        super().__init__(manifest, backend, encoder, settings)
+        super().__init__(manifest, backend, encoder, settings, concurrency=concurrency)
         self.class_labels = list(manifest.class_labels)
         self.tag_labels = manifest.tag_labels
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -42,12 +44,19 @@ class Predictor:
         backend: Backend,
         encoder: TextEncoder,
         settings: InferenceSettings,
+        *,
+        concurrency: int = 1,
     ) -> None:
         self.manifest = manifest
         self.backend = backend
         self.backend_name = backend.name
         self.settings = settings
         self._encoder = encoder
+        self._pool = (
+            ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="inference-bucket")
+            if concurrency > 1
+            else None
+        )
 
     def _require(self, *tasks: TaskKind) -> None:
         if self.manifest.task not in tasks:
@@ -61,22 +70,45 @@ class Predictor:
         self, rows: Sequence[Row], outputs: Sequence[str], *, per_token: bool
     ) -> list[Outputs | Exception]:
         """Backend outputs per row, length-bucketed (per-token outputs trimmed to the row's
-        tokens); a failing batch is retried row by row so only the row at fault fails."""
+        tokens); a failing batch is retried row by row so only the row at fault fails. With
+        `concurrency` > 1 the buckets run side by side, one backend call per thread."""
         results: list[Outputs | Exception] = [ValueError("not run")] * len(rows)
-        for bucket in length_buckets(rows, self.settings.max_batch):
-            try:
-                self._run_batch(rows, bucket, outputs, per_token, results)
-                continue
-            except Exception as exc:  # any runtime failure; a lone row owns it
-                if len(bucket) == 1:
-                    results[bucket[0]] = self._failed(rows[bucket[0]], exc)
-                    continue
-            for index in bucket:
-                try:
-                    self._run_batch(rows, [index], outputs, per_token, results)
-                except Exception as exc:  # this row's own failure
-                    results[index] = self._failed(rows[index], exc)
+        buckets = list(length_buckets(rows, self.settings.max_batch))
+
+        def run(bucket: list[int]) -> None:
+            self._run_bucket(rows, bucket, outputs, per_token, results)
+
+        if self._pool is None or len(buckets) == 1:
+            for bucket in buckets:
+                run(bucket)
+        else:
+            # Largest first: threads take the next bucket as they free up, so the last ones
+            # to finish are short and neither thread idles long at the end.
+            buckets.sort(key=lambda b: -len(b) * len(rows[b[-1]].ids))
+            for _ in self._pool.map(run, buckets):
+                pass
         return results
+
+    def _run_bucket(
+        self,
+        rows: Sequence[Row],
+        bucket: list[int],
+        outputs: Sequence[str],
+        per_token: bool,
+        results: list[Outputs | Exception],
+    ) -> None:
+        try:
+            self._run_batch(rows, bucket, outputs, per_token, results)
+            return
+        except Exception as exc:  # any runtime failure; a lone row owns it
+            if len(bucket) == 1:
+                results[bucket[0]] = self._failed(rows[bucket[0]], exc)
+                return
+        for index in bucket:
+            try:
+                self._run_batch(rows, [index], outputs, per_token, results)
+            except Exception as exc:  # this row's own failure
+                results[index] = self._failed(rows[index], exc)
 
     @staticmethod
     def _failed(row: Row, exc: Exception) -> Exception:
@@ -254,6 +286,17 @@ def _max_length(root: Path, manifest: ModelManifest) -> int:
     return manifest.max_length
 
 
+def _parallelism(settings: InferenceSettings, plan: BackendPlan) -> tuple[int, int]:
+    """(buckets run at once, intra-op threads for each run): ONNX Runtime on CPU splits the
+    cores between concurrent runs; PyTorch runs one bucket at a time with all of them."""
+    if plan.kind != "onnx":
+        return 1, settings.threads
+    cores = os.cpu_count() or 1
+    budget = settings.threads or cores
+    runs = settings.concurrency or min(cores, budget)
+    return runs, max(1, budget // runs)
+
+
 def _build_backend(
     root: Path, manifest: ModelManifest, plan: BackendPlan, threads: int, *, spin: bool = True
 ) -> Backend:
@@ -300,7 +343,8 @@ def load_predictor(
             "re-save the model with a fast tokenizer"
         )
     plan = plan_backend(settings)
-    backend = _build_backend(root, manifest, plan, settings.threads, spin=settings.spin)
+    concurrency, threads = _parallelism(settings, plan)
+    backend = _build_backend(root, manifest, plan, threads, spin=settings.spin)
     encoder = TextEncoder(tokenizer_json, _max_length(root, manifest), stride=settings.chunk_stride)
     log.info(
         "inference.loaded",
@@ -312,5 +356,5 @@ def load_predictor(
     if manifest.task is TaskKind.CLASSIFY_AND_TAG:
         from stream.inference.multitask import MultiTaskPredictor  # it subclasses Predictor
 
-        return MultiTaskPredictor(manifest, backend, encoder, settings)
-    return Predictor(manifest, backend, encoder, settings)
+        return MultiTaskPredictor(manifest, backend, encoder, settings, concurrency=concurrency)
+    return Predictor(manifest, backend, encoder, settings, concurrency=concurrency)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from stream.inference import (
     WrongTaskError,
     load_predictor,
 )
+from stream.inference import predictor as predictor_module
+from stream.inference.backend import plan_backend
 from tests.fixtures_artifacts import TOPIC_WORDS
 
 SPORTS = "the team win the game"
@@ -93,9 +96,11 @@ class _FailingOn:
         self.name = inner.backend.name
         self.token_id = token_id
         self.calls: list[tuple[int, ...]] = []
+        self.threads: set[str] = set()
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
         self.calls.append(inputs["input_ids"].shape)
+        self.threads.add(threading.current_thread().name)
         if (inputs["input_ids"] == self.token_id).any():
             raise RuntimeError("ORT failed: bad tensor")
         return self._inner(inputs)
@@ -132,6 +137,67 @@ def test_short_texts_are_not_padded_to_long_ones(tiny_classifier_artifact: Path)
     assert widths[0] == 3  # [CLS] word [SEP]: the two short texts share a batch
     assert widths[1] > 20
     assert all(shape[0] == 2 for shape in recorder.calls)
+
+
+def _varied_texts() -> list[str]:
+    words = [w for topic in TOPIC_WORDS.values() for w in topic]
+    return [" ".join(words[i % len(words) : i % len(words) + 1 + i % 9]) for i in range(24)]
+
+
+def test_buckets_side_by_side_give_the_answers_of_one_bucket_at_a_time(
+    tiny_classifier_artifact: Path,
+) -> None:
+    texts = _varied_texts()
+    serial = _onnx(tiny_classifier_artifact, max_batch=3, concurrency=1).classify(texts)
+    parallel = _onnx(tiny_classifier_artifact, max_batch=3, concurrency=2)
+    recorder = _FailingOn(parallel, token_id=-1)
+    parallel.backend = recorder
+    side_by_side = parallel.classify(texts)
+
+    assert len(recorder.calls) > 2
+    assert all(name.startswith("inference-bucket") for name in recorder.threads)
+    assert _labels(side_by_side) == _labels(serial)
+    for a, b in zip(side_by_side, serial, strict=True):
+        assert isinstance(a, Classification) and isinstance(b, Classification)
+        assert a.score == pytest.approx(b.score, abs=1e-6)
+
+
+def test_a_failure_in_a_side_by_side_bucket_costs_only_its_item(
+    tiny_classifier_artifact: Path,
+) -> None:
+    predictor = _onnx(tiny_classifier_artifact, max_batch=2, concurrency=2)
+    poison = predictor._encoder.texts([(0, "nasa")], chunks=False).rows[0].ids[1]
+    predictor.backend = _FailingOn(predictor, poison)
+    texts = [SPORTS, "nasa space science", BUSINESS, SPORTS, BUSINESS, "game"]
+    assert _labels(predictor.classify(texts)) == [
+        "Sports",
+        "inference_error",
+        "Business",
+        "Sports",
+        "Business",
+        "Sports",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("threads", "concurrency", "expected"),
+    [(4, 2, (2, 2)), (4, 0, (2, 2)), (1, 0, (1, 1)), (2, 1, (1, 2)), (0, 0, (2, 1))],
+)
+def test_onnx_splits_the_thread_budget_between_side_by_side_runs(
+    monkeypatch: pytest.MonkeyPatch,
+    threads: int,
+    concurrency: int,
+    expected: tuple[int, int],
+) -> None:
+    monkeypatch.setattr(predictor_module.os, "cpu_count", lambda: 2)
+    settings = InferenceSettings(backend="onnx", threads=threads, concurrency=concurrency)
+    assert predictor_module._parallelism(settings, plan_backend(settings)) == expected
+
+
+def test_torch_runs_one_bucket_at_a_time_with_every_thread() -> None:
+    settings = InferenceSettings(backend="torch", precision="fp32", threads=3, concurrency=4)
+    plan = plan_backend(settings, cuda=False)
+    assert predictor_module._parallelism(settings, plan) == (1, 3)
 
 
 def test_long_text_is_truncated_or_pooled_over_chunks(tiny_classifier_artifact: Path) -> None:
