@@ -192,6 +192,7 @@ def bench_two_models(
     batches: Sequence[int],
     threads: int,
     repeat: int,
+    concurrency: int,
 ) -> list[Result]:
     """What a classify-and-tag artifact replaces: ONNX int8 classify, then entities, per batch."""
     from stream.inference import InferenceSettings, load_predictor
@@ -205,6 +206,7 @@ def bench_two_models(
                 "threads": threads,
                 "max_batch": batch,
                 "spin": SPIN,
+                "concurrency": concurrency,
             }
         )
         clf, tagger = load_predictor(classifier, settings), load_predictor(ner, settings)
@@ -220,30 +222,24 @@ def bench_two_models(
     return results
 
 
-def bench_model(
+ONNX_ENGINES = [("onnx", "fp32", "ONNX fp32"), ("onnx", "int8", "ONNX int8")]
+TORCH_ENGINES = [("torch", "fp32", "PyTorch fp32")]
+
+
+def bench_engines(
     kind: str,
     artifact: Path,
     texts: list[str],
     batches: Sequence[int],
     threads: int,
-    naive_limit: int,
     repeat: int,
+    engines: Sequence[tuple[str, str, str]],
+    concurrency: int = 0,
 ) -> list[Result]:
-    """The naive pipeline (classifier, NER) then the predictor on each engine and batch size."""
-    import torch
-
+    """The predictor on each (backend, precision) engine and batch size."""
     from stream.inference import InferenceSettings, load_predictor
 
-    if threads:
-        torch.set_num_threads(threads)
     results: list[Result] = []
-    if kind != "multitask":  # no transformers pipeline reads a classify-and-tag head
-        results.append(bench_naive(kind, artifact, texts, naive_limit, repeat))
-    engines = [
-        ("torch", "fp32", "PyTorch fp32"),
-        ("onnx", "fp32", "ONNX fp32"),
-        ("onnx", "int8", "ONNX int8"),
-    ]
     for backend, precision, label in engines:
         for batch in batches:
             settings = InferenceSettings.model_validate(
@@ -253,6 +249,7 @@ def bench_model(
                     "threads": threads,
                     "max_batch": batch,
                     "spin": SPIN,
+                    "concurrency": concurrency,
                 }
             )
             predictor = load_predictor(artifact, settings)
@@ -261,6 +258,26 @@ def bench_model(
             times = timed_batches(run, texts, batch, repeat)
             results.append(summarize(kind, label, batch, len(texts), times))
     return results
+
+
+def bench_torch(
+    kind: str,
+    artifact: Path,
+    texts: list[str],
+    batches: Sequence[int],
+    threads: int,
+    naive_limit: int,
+    repeat: int,
+) -> list[Result]:
+    """The naive pipeline (classifier, NER), then the predictor on PyTorch."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    results: list[Result] = []
+    if kind != "multitask":  # no transformers pipeline reads a classify-and-tag head
+        results.append(bench_naive(kind, artifact, texts, naive_limit, repeat))
+    return results + bench_engines(kind, artifact, texts, batches, threads, repeat, TORCH_ENGINES)
 
 
 def accuracy(artifact: Path, texts: list[str], labels: list[int], threads: int) -> dict[str, float]:
@@ -369,6 +386,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batches", default="1,8,32", help="Batch sizes, comma-separated.")
     parser.add_argument("--threads", type=int, default=0, help="0 = all cores.")
     parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        help="ONNX buckets run side by side (TEXTROUTE_INFERENCE_CONCURRENCY); 0 = one per core.",
+    )
+    parser.add_argument(
         "--repeat", type=int, default=REPEAT, help="Passes per measurement; the median is kept."
     )
     parser.add_argument("--accuracy", action="store_true", help="Score ONNX fp32 vs int8.")
@@ -392,9 +415,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     bounds: dict[str, float] = {}
     compute: dict[str, dict[str, float]] = {}
     naive_rates: dict[str, float] = {}
-    for kind, artifact in (("classifier", classifier), ("ner", ner), ("multitask", multitask)):
-        if artifact is None or args.skip_speed:
-            continue
+    kinds = [
+        (kind, artifact)
+        for kind, artifact in (("classifier", classifier), ("ner", ner), ("multitask", multitask))
+        if artifact is not None and not args.skip_speed
+    ]
+    measured: dict[str, list[Result]] = {}
+    for kind, artifact in kinds:
         config = json.loads((artifact / "config.json").read_text())
         manifest = json.loads((artifact / "manifest.json").read_text())
         tokens = mean_tokens(artifact, texts, manifest["max_length"])
@@ -409,15 +436,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{kind}: {tokens:.1f} tokens/text x {per_token / 1e6:.1f} MFLOP/token "
             f"-> compute bound {bounds[kind]:.0f} texts/s"
         )
-        model_results = bench_model(
-            kind, artifact, texts, batches, args.threads, args.naive_limit, args.repeat
+        measured[kind] = bench_engines(
+            kind,
+            artifact,
+            texts,
+            batches,
+            args.threads,
+            args.repeat,
+            ONNX_ENGINES,
+            args.concurrency,
         )
         if kind == "multitask" and classifier is not None and ner is not None:
-            model_results += bench_two_models(
-                classifier, ner, texts, batches, args.threads, args.repeat
+            measured[kind] += bench_two_models(
+                classifier, ner, texts, batches, args.threads, args.repeat, args.concurrency
             )
+    # PyTorch after every ONNX run: once its OpenMP threads have worked in this process,
+    # ONNX Runtime measured about 10% slower here (419 -> 365-378 texts/s, bench/RESULTS.md).
+    for kind, artifact in kinds:
+        measured[kind] = (
+            bench_torch(kind, artifact, texts, batches, args.threads, args.naive_limit, args.repeat)
+            + measured[kind]
+        )
+    for kind, _ in kinds:
+        model_results = measured[kind]
         if kind != "multitask":
             naive_rates[kind] = model_results[0].texts_per_s
+    for kind, _ in kinds:
+        model_results = measured[kind]
         # One text through both naive pipelines is what a classify-and-tag pass replaces.
         naive = (
             naive_rates.get(kind)
