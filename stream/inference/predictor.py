@@ -76,7 +76,18 @@ class Predictor:
         buckets = list(length_buckets(rows, self.settings.max_batch))
 
         def run(bucket: list[int]) -> None:
-            self._run_bucket(rows, bucket, outputs, per_token, results)
+            try:
+                self._run_batch(rows, bucket, outputs, per_token, results)
+                return
+            except Exception as exc:  # any runtime failure; a lone row owns it
+                if len(bucket) == 1:
+                    results[bucket[0]] = self._failed(rows[bucket[0]], exc)
+                    return
+            for index in bucket:
+                try:
+                    self._run_batch(rows, [index], outputs, per_token, results)
+                except Exception as exc:  # this row's own failure
+                    results[index] = self._failed(rows[index], exc)
 
         if self._pool is None or len(buckets) == 1:
             for bucket in buckets:
@@ -88,27 +99,6 @@ class Predictor:
             for _ in self._pool.map(run, buckets):
                 pass
         return results
-
-    def _run_bucket(
-        self,
-        rows: Sequence[Row],
-        bucket: list[int],
-        outputs: Sequence[str],
-        per_token: bool,
-        results: list[Outputs | Exception],
-    ) -> None:
-        try:
-            self._run_batch(rows, bucket, outputs, per_token, results)
-            return
-        except Exception as exc:  # any runtime failure; a lone row owns it
-            if len(bucket) == 1:
-                results[bucket[0]] = self._failed(rows[bucket[0]], exc)
-                return
-        for index in bucket:
-            try:
-                self._run_batch(rows, [index], outputs, per_token, results)
-            except Exception as exc:  # this row's own failure
-                results[index] = self._failed(rows[index], exc)
 
     @staticmethod
     def _failed(row: Row, exc: Exception) -> Exception:
