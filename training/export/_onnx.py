@@ -54,7 +54,7 @@ def export_fp32(
     """Write the fp32 ONNX graph with dynamic batch and sequence axes; returns the input names."""
     import torch
 
-    # The eager attention graph is the one ONNX Runtime's attention fusion recognises.
+    # The eager attention graph: plain MatMul/Softmax ops, the ones measured in bench/RESULTS.md.
     model.set_attn_implementation("eager")
     module: Any = model  # torch's Module.eval() is untyped in this torch build
     module.eval()
