@@ -90,15 +90,17 @@ def _textroute(*args: str) -> list[str]:
 
 def _export(console: Console, artifact: Path) -> None:
     console.print(f"exporting {artifact} to ONNX int8")
-    from training.export import GateSettings, ParityGateFailed, export_artifact
+    from training.export import GateSettings, export_artifact
 
-    try:
-        export_artifact(artifact)
-    except ParityGateFailed as exc:
-        # A quick demo model may miss a production parity gate; show why, keep the demo going.
-        console.print(f"[yellow]{exc}[/]")
+    # One export, gates measured but not enforced: a quick demo model may miss a production
+    # parity gate (on 512 rows one flipped text is 0.2 points); show which, keep the demo going.
+    report = export_artifact(artifact, gates=GateSettings(enabled=False))
+    if not report.passed:
+        for gate in report.failures():
+            console.print(
+                f"[yellow]parity gate {gate.name}: {gate.value:.3g} (limit {gate.limit:g})[/]"
+            )
         console.print("[yellow]using the quick model anyway: it is a demo, not a release[/]")
-        export_artifact(artifact, gates=GateSettings(enabled=False))
 
 
 def ensure_models(settings: DemoSettings, console: Console) -> tuple[Path, Path]:
