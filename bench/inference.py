@@ -414,7 +414,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[Result] = []
     bounds: dict[str, float] = {}
     compute: dict[str, dict[str, float]] = {}
-    naive_rates: dict[str, float] = {}
     kinds = [
         (kind, artifact)
         for kind, artifact in (("classifier", classifier), ("ner", ner), ("multitask", multitask))
@@ -450,17 +449,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             measured[kind] += bench_two_models(
                 classifier, ner, texts, batches, args.threads, args.repeat, args.concurrency
             )
-    # PyTorch after every ONNX run: once its OpenMP threads have worked in this process,
-    # ONNX Runtime measured about 10% slower here (419 -> 365-378 texts/s, bench/RESULTS.md).
+    # PyTorch after every ONNX run: once its OpenMP threads had worked in this process, ONNX
+    # Runtime ran about 10% slower in a quick check (bench/RESULTS.md, session 4).
     for kind, artifact in kinds:
         measured[kind] = (
             bench_torch(kind, artifact, texts, batches, args.threads, args.naive_limit, args.repeat)
             + measured[kind]
         )
-    for kind, _ in kinds:
-        model_results = measured[kind]
-        if kind != "multitask":
-            naive_rates[kind] = model_results[0].texts_per_s
+    naive_rates = {k: measured[k][0].texts_per_s for k, _ in kinds if k != "multitask"}
     for kind, _ in kinds:
         model_results = measured[kind]
         # One text through both naive pipelines is what a classify-and-tag pass replaces.

@@ -119,23 +119,14 @@ class ModelManifest(BaseModel):
 
     def class_half(self) -> ModelManifest:
         """A classify-and-tag manifest read as a sequence classifier of its classes."""
-        return self.model_copy(
-            update={
-                "task": TaskKind.CLASSIFICATION,
-                "labels": self.class_labels,
-                "class_labels": None,
-            }
-        )
+        return self._half(TaskKind.CLASSIFICATION, self.class_labels)
 
     def tag_half(self) -> ModelManifest:
         """A classify-and-tag manifest read as a tagger of its BIO tags."""
-        return self.model_copy(
-            update={
-                "task": TaskKind.TOKEN_CLASSIFICATION,
-                "labels": self.tag_labels,
-                "class_labels": None,
-            }
-        )
+        return self._half(TaskKind.TOKEN_CLASSIFICATION, self.tag_labels)
+
+    def _half(self, task: TaskKind, labels: list[str] | None) -> ModelManifest:
+        return self.model_copy(update={"task": task, "labels": labels, "class_labels": None})
 
     def file_for(self, role: FileRole) -> FileEntry | None:
         """The first file with this role, or None."""
