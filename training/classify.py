@@ -32,6 +32,9 @@ class ClassifyConfig(BaseSettings):
     eval_data: str | None = Field(None, description="Held-out test data, reported only.")
     eval_split: str | None = "test"
     text_columns: list[str] = Field(default_factory=lambda: ["text"])
+    eval_text_columns: list[str] | None = Field(
+        None, description="Text column(s) of --eval-data when they differ; default text_columns."
+    )
     pair_column: str | None = None
     label_column: str = "label"
     label_names: list[str] | None = None
@@ -71,7 +74,7 @@ def load_splits(
     if cfg.eval_data:
         test = load_labelled_texts(
             cfg.eval_data,
-            text_columns=cfg.text_columns,
+            text_columns=cfg.eval_text_columns or cfg.text_columns,
             label_column=cfg.label_column,
             pair_column=cfg.pair_column,
             split=cfg.eval_split,

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from training._cli_options import TextColumnsOpt, split_csv
 from training.models import DEFAULT_BASE_MODEL
 
 console = Console(stderr=True)
@@ -20,18 +21,12 @@ train_app = typer.Typer(
 Opt = typer.Option
 
 
-def _split_csv(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
 @train_app.command("classify")
 def classify_command(
     data: Annotated[
         str, typer.Argument(help="Training data: CSV/TSV/JSONL/parquet file or Hub dataset name.")
     ],
-    text_column: Annotated[
-        str, Opt("--text-column", "-t", help="Text column(s), comma-separated; joined.")
-    ] = "text",
+    text_column: TextColumnsOpt = None,
     label_column: Annotated[str, Opt(help="Label column.")] = "label",
     pair_column: Annotated[
         str | None, Opt(help="Second text column for sentence-pair tasks.")
@@ -42,6 +37,14 @@ def classify_command(
     eval_data: Annotated[
         str | None,
         Opt("--eval-data", help="Held-out test data (reported, never used to select)."),
+    ] = None,
+    eval_text_column: Annotated[
+        list[str] | None,
+        Opt(
+            "--eval-text-column",
+            help="Text column(s) of --eval-data, if not the training ones (AG News test has "
+            "titles, the train subset none).",
+        ),
     ] = None,
     split: Annotated[str | None, Opt(help="Split of a Hub dataset for training.")] = "train",
     eval_split: Annotated[str | None, Opt(help="Split of a Hub dataset for --eval-data.")] = "test",
@@ -116,10 +119,11 @@ def classify_command(
         split=split,
         eval_data=eval_data,
         eval_split=eval_split,
-        text_columns=_split_csv(text_column) or ["text"],
+        text_columns=split_csv(text_column) or ["text"],
+        eval_text_columns=split_csv(eval_text_column),
         pair_column=pair_column,
         label_column=label_column,
-        label_names=_split_csv(label_names),
+        label_names=split_csv(label_names),
         base_model=base_model,
         name=name,
         output=output,
@@ -167,9 +171,7 @@ def print_summary(metrics: dict[str, Any], *, title: str) -> None:
 def evaluate_command(
     models: Annotated[list[Path], typer.Argument(help="Artifact dir(s); several are ensembled.")],
     data: Annotated[str, Opt("--data", help="Labelled data to evaluate on.")],
-    text_column: Annotated[
-        str | None, Opt("--text-column", "-t", help="Text column(s); default: the manifest's.")
-    ] = None,
+    text_column: TextColumnsOpt = None,
     label_column: Annotated[str, Opt(help="Label column.")] = "label",
     split: Annotated[
         str | None, Opt(help="Split of a Hub dataset, or file of a CoNLL directory.")
@@ -219,7 +221,7 @@ def evaluate_command(
         results = evaluate_models(
             models,
             data=data,
-            text_columns=_split_csv(text_column),
+            text_columns=split_csv(text_column),
             label_column=label_column,
             split=split,
             output=output,

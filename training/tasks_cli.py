@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from training._cli_options import TextColumnsOpt, split_csv
 from training._hp_options import with_hyperparameters
 from training.models import DEFAULT_BASE_MODEL
 
@@ -55,10 +56,6 @@ def _settings(cls: type[SettingsT], values: dict[str, Any], **overrides: Any) ->
     # constructor, not model_validate, is what reads the environment.
     fields = {k: v for k, v in values.items() if k in cls.model_fields and v is not None}
     return cls(**{**fields, **overrides})
-
-
-def _split_csv(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
 def _pct(value: Any) -> str:
@@ -129,7 +126,7 @@ def ner_command(
     """Fine-tune a token classifier (NER, IOB2 tags) and write its artifact."""
     from training.ner import NerConfig, train_ner
 
-    cfg = _settings(NerConfig, locals(), label_names=_split_csv(label_names))
+    cfg = _settings(NerConfig, locals(), label_names=split_csv(label_names))
     manifest = train_ner(cfg)
     print_ner_summary(manifest.metrics, title=f"{manifest.name} {manifest.version} -> {output}")
 
@@ -238,7 +235,7 @@ def pair_command(
     """Fine-tune a sentence-pair (or single-sentence) GLUE-style classifier or regressor."""
     from training.pair import PairConfig, train_pair
 
-    cfg = _settings(PairConfig, locals(), label_names=_split_csv(label_names))
+    cfg = _settings(PairConfig, locals(), label_names=split_csv(label_names))
     manifest = train_pair(cfg)
     table = Table(title=f"{manifest.name} {manifest.version} -> {output}")
     columns = ("accuracy", "f1", "matthews_correlation", "pearson", "spearman")
@@ -284,9 +281,7 @@ def multitask_command(
         str,
         Opt(help="CoNLL directory (train/valid/test), CoNLL or JSONL file, or Hub dataset."),
     ],
-    text_column: Annotated[
-        str, Opt("--text-column", "-t", help="Text column(s), comma-separated; joined.")
-    ] = "text",
+    text_column: TextColumnsOpt = None,
     label_column: Annotated[str, Opt(help="Label column of the texts.")] = "label",
     label_names: Annotated[
         str | None, Opt(help="Class names for integer labels 0..N-1, comma-separated.")
@@ -326,9 +321,9 @@ def multitask_command(
     cfg = _settings(
         MultiTaskConfig,
         locals(),
-        text_columns=_split_csv(text_column) or ["text"],
-        label_names=_split_csv(label_names),
-        tag_names=_split_csv(tag_names),
+        text_columns=split_csv(text_column) or ["text"],
+        label_names=split_csv(label_names),
+        tag_names=split_csv(tag_names),
     )
     manifest = train_multitask(cfg)
     print_multitask_summary(

@@ -20,6 +20,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     [
         (None, [], "does not exist"),
         ("text,label\na,x\nb,y\n", ["-t", "body"], "column(s) 'body' not found"),
+        # A repeated -t adds a column (it once silently kept only the last one).
+        ("text,label\na,x\nb,y\n", ["-t", "body", "-t", "text"], "column(s) 'body' not found"),
         ("text,label\na,x\n ,y\n", [], "empty text"),
         ("text,label\na,x\nb,x\nc,x\n", [], "one class only"),
         (
@@ -28,7 +30,14 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
             "'Weather', which is not in the label map",
         ),
     ],
-    ids=["missing-file", "missing-column", "empty-text", "one-class", "unknown-label"],
+    ids=[
+        "missing-file",
+        "missing-column",
+        "repeated-column-option",
+        "empty-text",
+        "one-class",
+        "unknown-label",
+    ],
 )
 def test_bad_training_input_prints_clear_error_without_traceback(
     tmp_path: Path, content: str | None, args: list[str], message: str

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.training.conftest import make_rows, write_rows_csv
 from training.data import check_trainable, load_labelled_texts, train_validation_split
 from training.errors import (
     ColumnNotFound,
@@ -108,3 +109,20 @@ def test_validation_split_is_stratified_and_disjoint(topic_csv: Path) -> None:
     assert len(val) == 60
     assert sorted(val.labels.count(i) for i in range(4)) == [15, 15, 15, 15]
     assert "validation" in (val.ref.split or "")
+
+
+def test_eval_text_columns_join_the_test_text_without_touching_training(tmp_path: Path) -> None:
+    from training.classify import ClassifyConfig, load_splits
+
+    rows = make_rows(40)
+    path = write_rows_csv(tmp_path / "topics.csv", rows)
+    cfg = ClassifyConfig(
+        data=str(path),
+        eval_data=str(path),
+        text_columns=["description"],
+        eval_text_columns=["title", "description"],
+    )
+    train, val, test = load_splits(cfg)
+    assert test is not None
+    assert test.texts == [f"{r['title']}. {r['description']}" for r in rows]
+    assert sorted([*train.texts, *val.texts]) == sorted(r["description"] for r in rows)
