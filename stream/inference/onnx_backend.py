@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 SLOW_FUSIONS = ("SkipLayerNormFusion", "BiasGeluFusion")
 
 
-def session_options(*, threads: int = 0, spin: bool = True) -> ort.SessionOptions:
+def session_options(*, threads: int = 0, spin: bool = False) -> ort.SessionOptions:
     """Session options for one graph serving one request at a time on CPU."""
     import onnxruntime as ort
 
@@ -35,7 +35,7 @@ def session_options(*, threads: int = 0, spin: bool = True) -> ort.SessionOption
 
 
 def cpu_session(
-    path: Path, *, threads: int = 0, spin: bool = True, save_optimized: Path | None = None
+    path: Path, *, threads: int = 0, spin: bool = False, save_optimized: Path | None = None
 ) -> ort.InferenceSession:
     """An ONNX Runtime CPU session with the options and fusions the stream serves with;
     `save_optimized` writes the graph as ONNX Runtime optimized it at load (for inspection)."""
@@ -55,7 +55,7 @@ def cpu_session(
 class OnnxBackend:
     """Runs an ONNX graph with ONNX Runtime on CPU; feeds only the inputs the graph declares."""
 
-    def __init__(self, path: Path, *, name: str, threads: int = 0, spin: bool = True) -> None:
+    def __init__(self, path: Path, *, name: str, threads: int = 0, spin: bool = False) -> None:
         try:
             self._session = cpu_session(path, threads=threads, spin=spin)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
