@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from schemas import Entity
+from schemas.tags import tag_parts
 from stream.inference._encoding import Row
 from stream.inference.decoding import bio_viterbi
 
@@ -84,8 +85,8 @@ def entity_spans(
             current.clear()
 
     for word in _words(rows, probs, labels, viterbi=viterbi):
-        prefix, _, tag_type = word.tag.partition("-")
-        if word.tag == "O" or not tag_type:
+        prefix, tag_type = tag_parts(word.tag)
+        if not tag_type:
             close()
             kind = ""
             continue

@@ -7,16 +7,13 @@ from typing import Any
 
 import numpy as np
 
-
-def _parts(label: str) -> tuple[str, str]:
-    prefix, _, kind = label.partition("-")
-    return (prefix, kind) if kind else ("O", "")
+from schemas.tags import tag_parts
 
 
 def bio_transitions(label_names: Sequence[str]) -> tuple[Any, Any]:
     """Which tags may open a sentence and which may follow which under BIO: I-X only after B-X
     or I-X. Boolean arrays (tags,) and (previous, next)."""
-    parts = [_parts(name) for name in label_names]
+    parts = [tag_parts(name) for name in label_names]
     start = np.array([prefix != "I" for prefix, _ in parts])
     allowed = np.array(
         [

@@ -4,26 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-OUTSIDE = "O"
+from schemas.tags import OUTSIDE, is_bio_tag, split_tag
 
-
-def split_tag(tag: str) -> tuple[str, str]:
-    """('B', 'PER') for 'B-PER', ('O', '') for 'O'; raises ValueError for anything else."""
-    if tag == OUTSIDE:
-        return OUTSIDE, ""
-    prefix, sep, kind = tag.partition("-")
-    if not sep or prefix not in ("B", "I") or not kind:
-        raise ValueError(f"{tag!r} is not a BIO tag: expected 'O', 'B-TYPE' or 'I-TYPE'")
-    return prefix, kind
-
-
-def is_bio_tag(tag: str) -> bool:
-    """Whether `tag` is 'O', 'B-TYPE' or 'I-TYPE'."""
-    try:
-        split_tag(tag)
-    except ValueError:
-        return False
-    return True
+__all__ = ["OUTSIDE", "bio_label_set", "is_bio_tag", "split_tag", "to_iob2"]
 
 
 def to_iob2(tags: Sequence[str]) -> tuple[list[str], int]:
