@@ -242,14 +242,11 @@ def evaluate_command(
 
 
 def _is_tagged_data(data: str, split: str | None) -> bool:
-    """Whether `data` holds tagged sentences (CoNLL), which a classify-and-tag model is scored on
-    as a tagger; labelled texts score its classes."""
-    from training.formats.tagged import CONLL_SUFFIXES, find_conll_splits
+    """Whether `data` holds tagged sentences (CoNLL, or JSONL of tokens and tags), which a
+    classify-and-tag model is scored on as a tagger; labelled texts score its classes."""
+    from training.formats.tagged import holds_tagged_sentences
 
-    path = Path(data)
-    if path.is_dir():
-        path = find_conll_splits(path).get(split or "test", path)
-    return path.suffix.lower() in CONLL_SUFFIXES
+    return holds_tagged_sentences(data, split)
 
 
 def register(app: typer.Typer) -> None:

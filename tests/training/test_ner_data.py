@@ -125,3 +125,24 @@ def test_real_conll2003_validation_split_loads_in_iob2(shared_data: Path) -> Non
         "I-PER",
     ]
     assert data.repaired_tags == 0 and not data.skipped
+
+
+def test_tagged_sentences_are_told_from_labelled_texts_by_content(tmp_path: Path) -> None:
+    from training.formats.tagged import holds_tagged_sentences
+
+    tagged = tmp_path / "tagged.jsonl"
+    tagged.write_text('\n{"tokens": ["Paris"], "tags": ["B-LOC"]}\n', encoding="utf-8")
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text('{"text": "Paris", "label": "World"}\n', encoding="utf-8")
+    (tmp_path / "conll").mkdir()
+    for name in ("train.txt", "test.txt"):
+        (tmp_path / "conll" / name).write_text("Paris B-LOC\n", encoding="utf-8")
+    conll = tmp_path / "conll" / "test.txt"
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("{not json\n", encoding="utf-8")
+    assert holds_tagged_sentences(str(tagged))
+    assert holds_tagged_sentences(str(conll))
+    assert holds_tagged_sentences(str(tmp_path / "conll"), "test")  # a CoNLL directory's test file
+    assert not holds_tagged_sentences(str(texts))
+    assert not holds_tagged_sentences(str(broken))
+    assert not holds_tagged_sentences("ag_news")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -90,6 +91,26 @@ def find_conll_splits(directory: Path) -> dict[str, Path]:
             "or pass the file itself"
         )
     return found
+
+
+def holds_tagged_sentences(data: str, split: str | None = None) -> bool:
+    """Whether local `data` holds tagged sentences: a CoNLL file or directory, or JSONL whose
+    first record has a `tokens` list; anything else (labelled texts, a Hub name) does not."""
+    path = Path(data)
+    if path.is_dir():
+        path = find_conll_splits(path).get(split or "test", path)
+    suffix = path.suffix.lower()
+    if suffix in CONLL_SUFFIXES:
+        return True
+    if suffix != ".jsonl" or not path.is_file():
+        return False
+    with path.open(encoding="utf-8") as fh:
+        first = next((line for line in fh if line.strip()), "")
+    try:
+        record = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and isinstance(record.get("tokens"), list)
 
 
 def _conll_sentences(path: Path) -> Iterator[tuple[int, int, list[tuple[int, str]]]]:
