@@ -195,11 +195,12 @@ def evaluate_command(
     """
     from schemas.artifact import read_manifest
     from schemas.manifest import TaskKind
+    from training.formats.tagged import holds_tagged_sentences
 
     first = read_manifest(models[0], verify=False) if models else None
     taggers = first is not None and (
         first.task is TaskKind.TOKEN_CLASSIFICATION
-        or (first.task is TaskKind.CLASSIFY_AND_TAG and _is_tagged_data(data, split))
+        or (first.task is TaskKind.CLASSIFY_AND_TAG and holds_tagged_sentences(data, split))
     )
     if taggers:
         from training.evaluate_ner import SUMMARY_KEYS, evaluate_taggers
@@ -239,14 +240,6 @@ def evaluate_command(
     console.print(
         f"reports written to {output}/ (metrics.json, confusion_matrix.png, misclassified.csv)"
     )
-
-
-def _is_tagged_data(data: str, split: str | None) -> bool:
-    """Whether `data` holds tagged sentences (CoNLL, or JSONL of tokens and tags), which a
-    classify-and-tag model is scored on as a tagger; labelled texts score its classes."""
-    from training.formats.tagged import holds_tagged_sentences
-
-    return holds_tagged_sentences(data, split)
 
 
 def register(app: typer.Typer) -> None:

@@ -325,3 +325,29 @@ def test_evaluate_scores_the_tag_half_on_conll_sentences(
     summary = json.loads((tmp_path / "summary.json").read_text())
     expected = read_manifest(tiny_multitask_trained).metrics["test"]["ner"]["f1"]
     assert summary["artifact"]["f1"] == pytest.approx(expected)
+
+
+def test_evaluate_scores_the_tag_half_on_jsonl_sentences_too(
+    tiny_multitask_trained: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from stream.cli import app
+    from training.formats.tagged import find_conll_splits, load_tagged
+
+    conll = find_conll_splits(tiny_multitask_trained.parent / "data" / "conll")["test"]
+    sentences = load_tagged(conll)
+    jsonl = tmp_path / "test.jsonl"
+    jsonl.write_text(
+        "".join(
+            json.dumps({"tokens": sentences.tokens[i], "tags": sentences.tag_names(i)}) + "\n"
+            for i in range(len(sentences))
+        ),
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(
+        app, ["evaluate", str(tiny_multitask_trained), "--data", str(jsonl), "-o", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    # Scored as a tagger (entity F1), not read as labelled texts (which have no `text` column).
+    assert set(json.loads((tmp_path / "summary.json").read_text())["artifact"]) >= {"f1"}
