@@ -35,6 +35,7 @@ class MultiTaskPredictor(Predictor):
         settings: InferenceSettings,
         *,
         concurrency: int = 1,
+        solo: Backend | None = None,
     ) -> None:
         if not manifest.class_labels:
             raise ArtifactUnusableError(
@@ -42,7 +43,7 @@ class MultiTaskPredictor(Predictor):
                 "class_labels, so its classes cannot be told from its tags; re-train it with "
                 "`textroute train multitask`"
             )
-        super().__init__(manifest, backend, encoder, settings, concurrency=concurrency)
+        super().__init__(manifest, backend, encoder, settings, concurrency=concurrency, solo=solo)
         self.class_labels = list(manifest.class_labels)
         self.tag_labels = manifest.tag_labels
 

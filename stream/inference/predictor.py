@@ -46,9 +46,13 @@ class Predictor:
         settings: InferenceSettings,
         *,
         concurrency: int = 1,
+        solo: Backend | None = None,
     ) -> None:
         self.manifest = manifest
         self.backend = backend
+        # The same graph with every thread, for a call that is one bucket (a lone text): with
+        # buckets side by side, `backend` has only its share of the cores.
+        self._solo = solo
         self.backend_name = backend.name
         self.settings = settings
         self._encoder = encoder
@@ -74,10 +78,11 @@ class Predictor:
         `concurrency` > 1 the buckets run side by side, one backend call per thread."""
         results: list[Outputs | Exception] = [ValueError("not run")] * len(rows)
         buckets = list(length_buckets(rows, self.settings.max_batch))
+        backend = self._solo if self._solo is not None and len(buckets) == 1 else self.backend
 
         def run(bucket: list[int]) -> None:
             try:
-                self._run_batch(rows, bucket, outputs, per_token, results)
+                self._run_batch(backend, rows, bucket, outputs, per_token, results)
                 return
             except Exception as exc:  # any runtime failure; a lone row owns it
                 if len(bucket) == 1:
@@ -85,7 +90,7 @@ class Predictor:
                     return
             for index in bucket:
                 try:
-                    self._run_batch(rows, [index], outputs, per_token, results)
+                    self._run_batch(backend, rows, [index], outputs, per_token, results)
                 except Exception as exc:  # this row's own failure
                     results[index] = self._failed(rows[index], exc)
 
@@ -107,6 +112,7 @@ class Predictor:
 
     def _run_batch(
         self,
+        backend: Backend,
         rows: Sequence[Row],
         bucket: list[int],
         outputs: Sequence[str],
@@ -114,7 +120,7 @@ class Predictor:
         results: list[Outputs | Exception],
     ) -> None:
         batch = [rows[i] for i in bucket]
-        values = self.backend(pad(batch, self._encoder.pad_id))
+        values = backend(pad(batch, self._encoder.pad_id))
         arrays = {name: np.asarray(values[name]) for name in outputs}
         for j, index in enumerate(bucket):
             n = len(batch[j].ids)
@@ -335,6 +341,11 @@ def load_predictor(
     plan = plan_backend(settings)
     concurrency, threads = _parallelism(settings, plan)
     backend = _build_backend(root, manifest, plan, threads, spin=settings.spin)
+    solo = (
+        _build_backend(root, manifest, plan, concurrency * threads, spin=settings.spin)
+        if concurrency > 1
+        else None
+    )
     encoder = TextEncoder(tokenizer_json, _max_length(root, manifest), stride=settings.chunk_stride)
     log.info(
         "inference.loaded",
@@ -346,5 +357,7 @@ def load_predictor(
     if manifest.task is TaskKind.CLASSIFY_AND_TAG:
         from stream.inference.multitask import MultiTaskPredictor  # it subclasses Predictor
 
-        return MultiTaskPredictor(manifest, backend, encoder, settings, concurrency=concurrency)
-    return Predictor(manifest, backend, encoder, settings, concurrency=concurrency)
+        return MultiTaskPredictor(
+            manifest, backend, encoder, settings, concurrency=concurrency, solo=solo
+        )
+    return Predictor(manifest, backend, encoder, settings, concurrency=concurrency, solo=solo)

@@ -121,7 +121,7 @@ def test_a_backend_failure_costs_only_the_item_that_caused_it(
 def test_a_lone_failing_item_gets_an_error_instead_of_raising(
     tiny_classifier_artifact: Path,
 ) -> None:
-    predictor = _onnx(tiny_classifier_artifact)
+    predictor = _onnx(tiny_classifier_artifact, concurrency=1)  # no all-threads solo backend
     poison = predictor._encoder.texts([(0, "nasa")], chunks=False).rows[0].ids[1]
     predictor.backend = _FailingOn(predictor, poison)
     assert _labels(predictor.classify(["nasa"])) == ["inference_error"]
@@ -160,6 +160,22 @@ def test_buckets_side_by_side_give_the_answers_of_one_bucket_at_a_time(
     for a, b in zip(side_by_side, serial, strict=True):
         assert isinstance(a, Classification) and isinstance(b, Classification)
         assert a.score == pytest.approx(b.score, abs=1e-6)
+
+
+def test_a_lone_text_runs_with_every_thread_while_buckets_share_them(
+    tiny_classifier_artifact: Path,
+) -> None:
+    predictor = _onnx(tiny_classifier_artifact, max_batch=3, concurrency=2, threads=2)
+    assert predictor._solo is not None
+    shared, solo = _FailingOn(predictor, token_id=-1), _FailingOn(predictor, token_id=-1)
+    predictor.backend, predictor._solo = shared, solo
+    lone = predictor.classify(["game"])
+    assert len(solo.calls) == 1 and not shared.calls
+    predictor.classify(_varied_texts())
+    assert len(solo.calls) == 1 and len(shared.calls) > 2
+    assert _labels(lone) == _labels(
+        _onnx(tiny_classifier_artifact, concurrency=1).classify(["game"])
+    )
 
 
 def test_a_failure_in_a_side_by_side_bucket_costs_only_its_item(
