@@ -31,24 +31,15 @@ console = Console()
 def batches(
     artifact: Path, texts: Sequence[str], batch: int, max_length: int
 ) -> list[dict[str, np.ndarray]]:
-    """Length-sorted, padded input batches (the predictor's bucketing at its best)."""
-    from tokenizers import Tokenizer
+    """Length-sorted, padded input batches (the predictor's bucketing at its best), encoded and
+    padded as the stream does."""
+    from stream.inference._encoding import TextEncoder, pad
 
-    tok = Tokenizer.from_file(str(artifact / "tokenizer.json"))
-    tok.no_padding()
-    tok.enable_truncation(max_length)
-    encoded = sorted(tok.encode_batch(list(texts)), key=lambda e: len(e.ids))
-    out = []
-    for start in range(0, len(encoded), batch):
-        chunk = encoded[start : start + batch]
-        width = max(len(e.ids) for e in chunk)
-        ids = np.zeros((len(chunk), width), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for i, e in enumerate(chunk):
-            ids[i, : len(e.ids)] = e.ids
-            mask[i, : len(e.ids)] = 1
-        out.append({"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})
-    return out
+    encoder = TextEncoder(artifact / "tokenizer.json", max_length, stride=0)
+    rows = sorted(
+        encoder.texts(list(enumerate(texts)), chunks=False).rows, key=lambda r: len(r.ids)
+    )
+    return [pad(rows[i : i + batch], encoder.pad_id) for i in range(0, len(rows), batch)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -294,7 +294,7 @@ def _parallelism(settings: InferenceSettings, plan: BackendPlan) -> tuple[int, i
 
 
 def _build_backend(
-    root: Path, manifest: ModelManifest, plan: BackendPlan, threads: int, *, spin: bool = True
+    root: Path, manifest: ModelManifest, plan: BackendPlan, threads: int, *, spin: bool = False
 ) -> Backend:
     if plan.kind == "torch":
         from stream.inference.torch_backend import TorchBackend

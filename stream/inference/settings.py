@@ -32,7 +32,8 @@ class InferenceSettings(BaseSettings):
         description="ONNX Runtime on CPU: length buckets of one call run side by side, each "
         "on its own thread with threads/concurrency intra-op threads; 0 = one per core. Small "
         "buckets keep two cores busier side by side than split across both (measured 1.8x at "
-        "batch 8, 1.05x at batch 32); 1 gives a lone text every thread (lowest batch-1 latency).",
+        "batch 8, 1.05x at batch 32); 1 runs one bucket at a time with every thread. A call that "
+        "is one bucket (a lone text) always gets every thread.",
     )
     spin: bool = Field(
         default=False,

@@ -22,6 +22,7 @@ from stream.inference import (
 )
 from stream.inference import predictor as predictor_module
 from stream.inference.backend import plan_backend
+from stream.inference.onnx_backend import OnnxBackend
 from tests.fixtures_artifacts import TOPIC_WORDS
 
 SPORTS = "the team win the game"
@@ -166,7 +167,12 @@ def test_a_lone_text_runs_with_every_thread_while_buckets_share_them(
     tiny_classifier_artifact: Path,
 ) -> None:
     predictor = _onnx(tiny_classifier_artifact, max_batch=3, concurrency=2, threads=2)
-    assert predictor._solo is not None
+    assert isinstance(predictor._solo, OnnxBackend) and isinstance(predictor.backend, OnnxBackend)
+    threads = {
+        name: b._session.get_session_options().intra_op_num_threads
+        for name, b in (("solo", predictor._solo), ("shared", predictor.backend))
+    }
+    assert threads == {"solo": 2, "shared": 1}
     shared, solo = _FailingOn(predictor, token_id=-1), _FailingOn(predictor, token_id=-1)
     predictor.backend, predictor._solo = shared, solo
     lone = predictor.classify(["game"])
