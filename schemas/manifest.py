@@ -39,6 +39,8 @@ class FileRole(str, Enum):
     METRICS = "metrics"
     ONNX_FP32 = "onnx-fp32"
     ONNX_INT8 = "onnx-int8"
+    #: A TF-IDF + logistic-regression expert fused with a classifier (see LexicalFusion).
+    LEXICAL = "lexical"
     REPORT = "report"
     OTHER = "other"
 
@@ -62,6 +64,19 @@ class DataRef(BaseModel):
     rows: int | None = Field(default=None, ge=0)
     columns: list[str] = Field(default_factory=list)
     sha256: str | None = Field(default=None, description="Checksum of a local data file.")
+
+
+class LexicalFusion(BaseModel):
+    """A lexical expert beside a sequence classifier: its log-probabilities, times `weight`,
+    are added to the encoder's before the softmax (a product of experts). Word n-grams catch
+    what a small encoder misses, and the two err on different texts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str = Field(description="The expert's arrays (role 'lexical'), relative path.")
+    weight: float = Field(gt=0, description="Chosen on the validation split.")
+    c: float = Field(gt=0, description="Inverse L2 strength, chosen by cross-validation.")
+    features: int = Field(gt=0, description="Vocabulary size (word n-grams).")
 
 
 class ModelManifest(BaseModel):
@@ -95,6 +110,11 @@ class ModelManifest(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict, description="Hyperparameters used.")
     files: list[FileEntry] = Field(default_factory=list)
+    lexical: LexicalFusion | None = Field(
+        default=None,
+        description="Classifiers: a lexical expert fused with the encoder (`textroute train "
+        "lexical`); None serves the encoder alone.",
+    )
 
     @model_validator(mode="after")
     def _classes_are_the_tail(self) -> ModelManifest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,14 @@ _AUTO_CLASSES: dict[TaskKind, Any] = {
 def new_version() -> str:
     """A sortable artifact version: the UTC time of saving, to the second."""
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def next_version(previous: str) -> str:
+    """A version later than `previous`, for an artifact changed in place (waits out the rest
+    of the second if need be: readers reload on a changed version, so it must change)."""
+    while (version := new_version()) <= previous:
+        time.sleep(0.05)
+    return version
 
 
 def _role(name: str) -> FileRole:

@@ -52,6 +52,11 @@ class ClassifyConfig(BaseSettings):
     pooling: Pooling = Field(
         "cls", description="Head over [CLS] ('cls') or over the mean of the tokens ('mean')."
     )
+    lexical: bool = Field(
+        True,
+        description="Fit a TF-IDF + logistic-regression expert on the training rows and fuse it "
+        "with the encoder when that gains on validation (single-text classifiers).",
+    )
     hp: Hyperparameters = Field(default_factory=Hyperparameters)
 
 
@@ -113,7 +118,7 @@ def train_classifier(cfg: ClassifyConfig) -> ModelManifest:
     if search_records:
         extra["hp_search"] = search_records
     # The searched hyperparameters are the ones trained with, so they are what the artifact records.
-    return train_evaluate_save(
+    manifest = train_evaluate_save(
         task,
         train,
         val,
@@ -123,6 +128,20 @@ def train_classifier(cfg: ClassifyConfig) -> ModelManifest:
         extra_metrics=extra,
         pooling=cfg.pooling,
     )
+    if cfg.lexical and cfg.pair_column is None:
+        from training.lexical import add_lexical
+
+        manifest = add_lexical(cfg.output, train, val, test, seed=hp.seed)
+    return manifest
 
 
-__all__ = ["ClassifyConfig", "TaskKind", "train_classifier"]
+def lexical_for(root: Path, cfg: ClassifyConfig) -> ModelManifest:
+    """Fit and attach the lexical expert of the artifact at `root` that `cfg` (its training
+    config, perhaps with other eval data) trained: the same rows and validation carve."""
+    from training.lexical import add_lexical
+
+    train, val, test = load_splits(cfg)
+    return add_lexical(root, train, val, test, seed=cfg.hp.seed)
+
+
+__all__ = ["ClassifyConfig", "TaskKind", "lexical_for", "train_classifier"]

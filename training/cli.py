@@ -90,6 +90,13 @@ def classify_command(
     max_steps: Annotated[int, Opt(help="Stop after N optimizer steps (smoke runs).")] = -1,
     hp_search: Annotated[int, Opt("--hp-search", help="Optuna trials before the final run.")] = 0,
     baseline: Annotated[bool, Opt(help="Also train the TF-IDF + Naive Bayes baseline.")] = True,
+    lexical: Annotated[
+        bool,
+        Opt(
+            help="Fuse a TF-IDF + logistic-regression expert with the encoder when it gains on "
+            "validation (single-text classifiers; see `textroute train lexical`)."
+        ),
+    ] = True,
     resume: Annotated[bool, Opt(help="Resume from the last checkpoint in the work dir.")] = False,
 ) -> None:
     """Fine-tune a sequence (or sentence-pair) classifier and write its artifact."""
@@ -135,10 +142,55 @@ def classify_command(
         hp_search=hp_search,
         resume=resume,
         pooling=pooling,  # pydantic checks the value
+        lexical=lexical,
         hp=hp,
     )
     manifest = train_classifier(cfg)
     print_summary(manifest.metrics, title=f"{manifest.name} {manifest.version} -> {output}")
+
+
+@train_app.command("lexical")
+def lexical_command(
+    model: Annotated[Path, typer.Argument(help="A single-text classifier artifact directory.")],
+    eval_data: Annotated[
+        str | None,
+        Opt("--eval-data", help="Test data to re-report fused; default: the training run's."),
+    ] = None,
+    eval_text_column: Annotated[
+        list[str] | None, Opt("--eval-text-column", help="Text column(s) of --eval-data.")
+    ] = None,
+    no_eval: Annotated[bool, Opt("--no-eval", help="Skip the test re-report.")] = False,
+) -> None:
+    """Fit a TF-IDF + logistic-regression expert on the rows MODEL was trained on (its
+    training config: data, columns, validation carve) and fuse it with the encoder: C by
+    cross-validation on the training rows, the weight on the validation split. The stream,
+    the API and `textroute evaluate` then serve the fused probabilities."""
+    from schemas.artifact import read_manifest
+    from training.classify import ClassifyConfig, lexical_for
+    from training.errors import ConfigError
+    from training.lexical import check_lexical_task
+
+    check_lexical_task(read_manifest(model), model)
+    config = model / "training_config.json"
+    if not config.is_file():
+        raise ConfigError(f"{model} has no training_config.json: it was not trained by textroute")
+    cfg = ClassifyConfig.model_validate(json.loads(config.read_text(encoding="utf-8")))
+    update: dict[str, Any] = {"output": model}
+    if eval_data is not None:
+        update["eval_data"] = eval_data
+    if eval_text_column:
+        update["eval_text_columns"] = split_csv(eval_text_column)
+    if no_eval:
+        update["eval_data"] = None
+    manifest = lexical_for(model, cfg.model_copy(update=update))
+    fit = manifest.metrics["lexical"]
+    console.print(
+        f"lexical expert: C {fit['c']:g}, {fit['features']} n-grams, weight {fit['weight']:g} "
+        f"(validation {100 * fit['validation_accuracy_encoder_only']:.2f} -> "
+        f"{100 * fit['validation_accuracy_fused']:.2f})"
+        + ("" if manifest.lexical else ": no gain on validation, none attached")
+    )
+    print_summary(manifest.metrics, title=f"{manifest.name} {manifest.version} -> {model}")
 
 
 def print_summary(metrics: dict[str, Any], *, title: str) -> None:
@@ -148,15 +200,19 @@ def print_summary(metrics: dict[str, Any], *, title: str) -> None:
     table.add_column("split")
     for col in ("accuracy", "precision_macro", "recall_macro", "f1_macro"):
         table.add_column(col, justify="right")
+    fused = "fine-tuned+lexical" if "test_encoder_only" in metrics else "fine-tuned"
     for key, label in (
         ("validation", "fine-tuned"),
-        ("test", "fine-tuned"),
+        ("test_encoder_only", "fine-tuned"),
+        ("test", fused),
         ("baseline", "tfidf+nb"),
     ):
         m = metrics.get(key)
         if not m:
             continue
-        split = key if key != "baseline" else str(m.get("evaluated_on", ""))
+        split = {"baseline": str(m.get("evaluated_on", "")), "test_encoder_only": "test"}.get(
+            key, key
+        )
         table.add_row(
             label,
             split,

@@ -6,7 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from schemas import ModelManifest, TaskKind
+from stream.inference.lexical import fuse, load_lexical
 from training._members import load_members, report_key, write_summary
 from training.data import load_labelled_texts
 from training.errors import ConfigError
@@ -60,10 +63,24 @@ def evaluate_models(
             batch_size=batch_size,
             progress=f"evaluating {path.name}",
         )
-        all_probs.append(probs)
         key = report_key(path, position, results)
+        extra: dict[str, Any] = {}
+        lexical = load_lexical(path, manifest) if not dataset.pairs else None
+        if lexical is not None and manifest.lexical is not None:
+            # Scored as served: the encoder fused with the artifact's lexical expert.
+            extra["encoder_only_accuracy"] = float(
+                (probs.argmax(axis=1) == np.asarray(dataset.labels)).mean()
+            )
+            probs = fuse(probs, lexical.log_proba(dataset.texts), manifest.lexical.weight)
+        all_probs.append(probs)
         results[key] = report_classification(
-            dataset.texts, dataset.labels, probs, labels, output / key, pairs=dataset.pairs
+            dataset.texts,
+            dataset.labels,
+            probs,
+            labels,
+            output / key,
+            pairs=dataset.pairs,
+            extra=extra,
         )
     if len(models) > 1:
         for name, combine in (("ensemble-soft", soft_vote), ("ensemble-majority", majority_vote)):

@@ -19,6 +19,7 @@ from stream.inference._spans import entity_spans
 from stream.inference.backend import Backend, BackendPlan, plan_backend
 from stream.inference.errors import OnnxFileMissingError, TokenizerMissingError, WrongTaskError
 from stream.inference.items import INFERENCE_ERROR, Answer, ItemError, check_pair, check_text
+from stream.inference.lexical import LexicalExpert, fuse, load_lexical
 from stream.inference.settings import InferenceSettings
 
 log = structlog.get_logger(__name__)
@@ -47,9 +48,12 @@ class Predictor:
         *,
         concurrency: int = 1,
         solo: Backend | None = None,
+        lexical: LexicalExpert | None = None,
     ) -> None:
         self.manifest = manifest
         self.backend = backend
+        # Fused with the encoder's class probabilities (single texts) when the artifact has one.
+        self._lexical = lexical if manifest.lexical is not None else None
         # The same graph with every thread, for a call that is one bucket (a lone text): with
         # buckets side by side, `backend` has only its share of the cores.
         self._solo = solo
@@ -127,7 +131,11 @@ class Predictor:
             results[index] = {name: a[j, :n] if per_token else a[j] for name, a in arrays.items()}
 
     def _classify_rows(
-        self, n: int, errors: dict[int, ItemError], encoded: Encoded
+        self,
+        n: int,
+        errors: dict[int, ItemError],
+        encoded: Encoded,
+        texts: dict[int, str] | None = None,
     ) -> list[Classification | ItemError]:
         rows = encoded.rows
         errors.update(_refused(encoded))
@@ -140,6 +148,7 @@ class Predictor:
                 per_item.setdefault(row.item, []).append(softmax(out["logits"]))
         labels = self.manifest.labels
         k = min(self.settings.top_k, len(labels))
+        fused = self._lexical_scores(texts or {}, errors)
         results: list[Classification | ItemError] = []
         for i in range(n):
             if i in errors:
@@ -147,17 +156,32 @@ class Predictor:
                 continue
             # Long texts in chunks: the mean of the windows' probabilities.
             probs = np.mean(per_item[i], axis=0)
+            if i in fused and self.manifest.lexical is not None:
+                probs = fuse(probs, fused[i], self.manifest.lexical.weight)
             order = np.argsort(-probs)[:k]
             top = [LabelScore(label=labels[j], score=float(probs[j])) for j in order]
             results.append(Classification(label=top[0].label, score=top[0].score, top_k=top))
         return results
 
+    def _lexical_scores(
+        self, texts: dict[int, str], errors: dict[int, ItemError]
+    ) -> dict[int, np.ndarray]:
+        """The lexical expert's log-probabilities of the texts the encoder read, by item."""
+        items = [i for i in texts if i not in errors]
+        if self._lexical is None or not items:
+            return {}
+        scores = self._lexical.log_proba([texts[i] for i in items])
+        return dict(zip(items, scores, strict=True))
+
     def classify(self, texts: Sequence[object]) -> list[Classification | ItemError]:
-        """One Classification (label, probability, top-k) or ItemError per text, in order."""
+        """One Classification (label, probability, top-k) or ItemError per text, in order;
+        with a lexical expert in the artifact, the encoder's and the expert's probabilities
+        fused as in training."""
         self._require(TaskKind.CLASSIFICATION)
         good, errors = self._check_texts(texts)
         chunks = self.settings.long_text == "chunks"
-        return self._classify_rows(len(texts), errors, self._encoder.texts(good, chunks=chunks))
+        encoded = self._encoder.texts(good, chunks=chunks)
+        return self._classify_rows(len(texts), errors, encoded, dict(good))
 
     def classify_pairs(self, pairs: Sequence[object]) -> list[Classification | ItemError]:
         """Classification of sentence pairs (a pair-classification artifact)."""
@@ -338,6 +362,7 @@ def load_predictor(
             f"artifact {root} has no tokenizer.json (fast tokenizer) in its manifest; "
             "re-save the model with a fast tokenizer"
         )
+    lexical = load_lexical(root, manifest) if manifest.task is TaskKind.CLASSIFICATION else None
     plan = plan_backend(settings)
     concurrency, threads = _parallelism(settings, plan)
     backend = _build_backend(root, manifest, plan, threads, spin=settings.spin)
@@ -360,4 +385,6 @@ def load_predictor(
         return MultiTaskPredictor(
             manifest, backend, encoder, settings, concurrency=concurrency, solo=solo
         )
-    return Predictor(manifest, backend, encoder, settings, concurrency=concurrency, solo=solo)
+    return Predictor(
+        manifest, backend, encoder, settings, concurrency=concurrency, solo=solo, lexical=lexical
+    )
