@@ -54,14 +54,14 @@ class Result:
     fraction_of_bound: float | None = None
 
 
-def load_texts(path: Path, column: str, limit: int) -> tuple[list[str], list[int]]:
-    import pandas as pd
+def load_texts(path: Path, columns: str, limit: int) -> tuple[list[str], list[int]]:
+    """Texts (comma-separated columns joined as training joins them) and integer labels."""
+    from training.data import load_labelled_texts
 
-    frame = pd.read_csv(path, keep_default_na=False, dtype=object)
-    if limit > 0:
-        frame = frame.iloc[:limit]
-    texts = [" ".join(str(t).split()) for t in frame[column]]
-    return texts, [int(v) for v in frame["label"]]
+    data = load_labelled_texts(
+        str(path), text_columns=columns.split(","), limit=limit if limit > 0 else None
+    )
+    return data.texts, [int(data.label_names[i]) for i in data.labels]
 
 
 def timed_batches(
@@ -380,7 +380,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--smoke-dir", type=Path, help="Build untrained MiniLM artifacts here.")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="AG News test.csv.")
-    parser.add_argument("--text-column", default="description")
+    parser.add_argument(
+        "--text-column", default="description", help="Column(s), comma-separated: title,description"
+    )
     parser.add_argument("--limit", type=int, default=1000, help="Texts to time; 0 = all.")
     parser.add_argument("--naive-limit", type=int, default=0, help="Texts for the naive run.")
     parser.add_argument("--batches", default="1,8,32", help="Batch sizes, comma-separated.")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from schemas import ModelManifest, TaskKind
-from stream.inference.lexical import fuse, load_lexical
+from stream.inference.lexical import load_lexical
 from training._members import load_members, report_key, write_summary
 from training.data import load_labelled_texts
 from training.errors import ConfigError
@@ -66,12 +66,12 @@ def evaluate_models(
         key = report_key(path, position, results)
         extra: dict[str, Any] = {}
         lexical = load_lexical(path, manifest) if not dataset.pairs else None
-        if lexical is not None and manifest.lexical is not None:
+        if lexical is not None:
             # Scored as served: the encoder fused with the artifact's lexical expert.
             extra["encoder_only_accuracy"] = float(
                 (probs.argmax(axis=1) == np.asarray(dataset.labels)).mean()
             )
-            probs = fuse(probs, lexical.log_proba(dataset.texts), manifest.lexical.weight)
+            probs = lexical.fuse(probs, dataset.texts)
         all_probs.append(probs)
         results[key] = report_classification(
             dataset.texts,

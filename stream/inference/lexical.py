@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -157,9 +158,21 @@ class LexicalExpert:
             ) from exc
 
 
-def load_lexical(root: Path, manifest: ModelManifest) -> LexicalExpert | None:
-    """The artifact's lexical expert, or None when it has none (checksums already verified);
-    an expert whose classes are not the model's is an ArtifactUnusableError."""
+@dataclass(frozen=True)
+class WeightedExpert:
+    """An artifact's expert with its fusion weight: what serving applies to the encoder."""
+
+    expert: LexicalExpert
+    weight: float
+
+    def fuse(self, probs: Any, texts: Sequence[str]) -> np.ndarray:
+        """The encoder's (texts, classes) probabilities fused with the expert's on `texts`."""
+        return fuse(probs, self.expert.log_proba(texts), self.weight)
+
+
+def load_lexical(root: Path, manifest: ModelManifest) -> WeightedExpert | None:
+    """The artifact's lexical expert and weight, or None when it has none (checksums already
+    verified); an expert whose classes are not the model's is an ArtifactUnusableError."""
     if manifest.lexical is None:
         return None
     expert = LexicalExpert.load(root / manifest.lexical.file)
@@ -168,7 +181,7 @@ def load_lexical(root: Path, manifest: ModelManifest) -> LexicalExpert | None:
             f"artifact {root}: the lexical expert has {expert.num_classes} classes, the model "
             f"{len(manifest.labels)}; re-attach it with `textroute train lexical {root}`"
         )
-    return expert
+    return WeightedExpert(expert, manifest.lexical.weight)
 
 
 def fuse(probs: Any, log_lexical: Any, weight: float) -> np.ndarray:

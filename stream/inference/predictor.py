@@ -19,7 +19,7 @@ from stream.inference._spans import entity_spans
 from stream.inference.backend import Backend, BackendPlan, plan_backend
 from stream.inference.errors import OnnxFileMissingError, TokenizerMissingError, WrongTaskError
 from stream.inference.items import INFERENCE_ERROR, Answer, ItemError, check_pair, check_text
-from stream.inference.lexical import LexicalExpert, fuse, load_lexical
+from stream.inference.lexical import WeightedExpert, load_lexical
 from stream.inference.settings import InferenceSettings
 
 log = structlog.get_logger(__name__)
@@ -48,12 +48,12 @@ class Predictor:
         *,
         concurrency: int = 1,
         solo: Backend | None = None,
-        lexical: LexicalExpert | None = None,
+        lexical: WeightedExpert | None = None,
     ) -> None:
         self.manifest = manifest
         self.backend = backend
-        # Fused with the encoder's class probabilities (single texts) when the artifact has one.
-        self._lexical = lexical if manifest.lexical is not None else None
+        # Fused with the encoder's class probabilities of single texts (the artifact's expert).
+        self._lexical = lexical
         # The same graph with every thread, for a call that is one bucket (a lone text): with
         # buckets side by side, `backend` has only its share of the cores.
         self._solo = solo
@@ -146,32 +146,23 @@ class Predictor:
                 errors.setdefault(row.item, _failure(row.item, out))
             else:
                 per_item.setdefault(row.item, []).append(softmax(out["logits"]))
+        # Long texts in chunks: the mean of the windows' probabilities.
+        probs = {i: np.mean(p, axis=0) for i, p in per_item.items() if i not in errors}
+        if self._lexical is not None and texts is not None and probs:
+            items = list(probs)
+            fused = self._lexical.fuse(np.stack(list(probs.values())), [texts[i] for i in items])
+            probs = dict(zip(items, fused, strict=True))
         labels = self.manifest.labels
         k = min(self.settings.top_k, len(labels))
-        fused = self._lexical_scores(texts or {}, errors)
         results: list[Classification | ItemError] = []
         for i in range(n):
             if i in errors:
                 results.append(errors[i])
                 continue
-            # Long texts in chunks: the mean of the windows' probabilities.
-            probs = np.mean(per_item[i], axis=0)
-            if i in fused and self.manifest.lexical is not None:
-                probs = fuse(probs, fused[i], self.manifest.lexical.weight)
-            order = np.argsort(-probs)[:k]
-            top = [LabelScore(label=labels[j], score=float(probs[j])) for j in order]
+            order = np.argsort(-probs[i])[:k]
+            top = [LabelScore(label=labels[j], score=float(probs[i][j])) for j in order]
             results.append(Classification(label=top[0].label, score=top[0].score, top_k=top))
         return results
-
-    def _lexical_scores(
-        self, texts: dict[int, str], errors: dict[int, ItemError]
-    ) -> dict[int, np.ndarray]:
-        """The lexical expert's log-probabilities of the texts the encoder read, by item."""
-        items = [i for i in texts if i not in errors]
-        if self._lexical is None or not items:
-            return {}
-        scores = self._lexical.log_proba([texts[i] for i in items])
-        return dict(zip(items, scores, strict=True))
 
     def classify(self, texts: Sequence[object]) -> list[Classification | ItemError]:
         """One Classification (label, probability, top-k) or ItemError per text, in order;
