@@ -15,6 +15,16 @@ TextColumnsOpt = Annotated[
         "--text-column", "-t", help="Text column(s), repeated or comma-separated; joined."
     ),
 ]
+#: The same for `textroute evaluate`, where leaving it out reads the model's own columns.
+EvalTextColumnsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--text-column",
+        "-t",
+        help="Text column(s), repeated or comma-separated; joined. Default: the columns the "
+        "(first) model was trained on, from its manifest.",
+    ),
+]
 
 
 def split_csv(value: str | Sequence[str] | None) -> list[str] | None:

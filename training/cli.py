@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from training._cli_options import TextColumnsOpt, split_csv
+from training._cli_options import EvalTextColumnsOpt, TextColumnsOpt, split_csv
 from training.models import DEFAULT_BASE_MODEL
 
 console = Console(stderr=True)
@@ -227,7 +227,7 @@ def print_summary(metrics: dict[str, Any], *, title: str) -> None:
 def evaluate_command(
     models: Annotated[list[Path], typer.Argument(help="Artifact dir(s); several are ensembled.")],
     data: Annotated[str, Opt("--data", help="Labelled data to evaluate on.")],
-    text_column: TextColumnsOpt = None,
+    text_column: EvalTextColumnsOpt = None,
     label_column: Annotated[str, Opt(help="Label column.")] = "label",
     split: Annotated[
         str | None, Opt(help="Split of a Hub dataset, or file of a CoNLL directory.")
