@@ -78,6 +78,9 @@ def build_tiny_multitask(root: Path, *, epochs: float = 8.0) -> Path:
         base_model=str(base),
         name="tiny-multitask",
         output=root / "artifact",
+        # The encoder alone, so tests compare the predictor with the PyTorch model; the
+        # lexical expert's fusion has its own tests (tests/stream/inference/test_lexical.py).
+        lexical=False,
         work_dir=root / "run",
         hp=Hyperparameters.model_validate(
             {

@@ -164,25 +164,34 @@ def lexical_command(
     """Fit a TF-IDF + logistic-regression expert on the rows MODEL was trained on (its
     training config: data, columns, validation carve) and fuse it with the encoder: C by
     cross-validation on the training rows, the weight on the validation split. The stream,
-    the API and `textroute evaluate` then serve the fused probabilities."""
+    the API and `textroute evaluate` then serve the fused probabilities. MODEL may be a
+    classifier or a classify-and-tag model (its classes; test figures: `textroute evaluate`)."""
     from schemas.artifact import read_manifest
+    from schemas.manifest import TaskKind
     from training.classify import ClassifyConfig, lexical_for
     from training.errors import ConfigError
     from training.lexical import check_lexical_task
 
-    check_lexical_task(read_manifest(model), model)
+    found = read_manifest(model)
+    check_lexical_task(found, model)
     config = model / "training_config.json"
     if not config.is_file():
         raise ConfigError(f"{model} has no training_config.json: it was not trained by textroute")
-    cfg = ClassifyConfig.model_validate(json.loads(config.read_text(encoding="utf-8")))
-    update: dict[str, Any] = {"output": model}
-    if eval_data is not None:
-        update["eval_data"] = eval_data
-    if eval_text_column:
-        update["eval_text_columns"] = split_csv(eval_text_column)
-    if no_eval:
-        update["eval_data"] = None
-    manifest = lexical_for(model, cfg.model_copy(update=update))
+    saved = json.loads(config.read_text(encoding="utf-8"))
+    if found.task is TaskKind.CLASSIFY_AND_TAG:
+        from training.multitask import MultiTaskConfig, lexical_for_multitask
+
+        manifest = lexical_for_multitask(model, MultiTaskConfig.model_validate(saved))
+    else:
+        update: dict[str, Any] = {"output": model}
+        if eval_data is not None:
+            update["eval_data"] = eval_data
+        if eval_text_column:
+            update["eval_text_columns"] = split_csv(eval_text_column)
+        if no_eval:
+            update["eval_data"] = None
+        cfg = ClassifyConfig.model_validate(saved).model_copy(update=update)
+        manifest = lexical_for(model, cfg)
     fit = manifest.metrics["lexical"]
     console.print(
         f"lexical expert: C {fit['c']:g}, {fit['features']} n-grams, weight {fit['weight']:g} "
@@ -190,7 +199,8 @@ def lexical_command(
         f"{100 * fit['validation_accuracy_fused']:.2f})"
         + ("" if manifest.lexical else ": no gain on validation, none attached")
     )
-    print_summary(manifest.metrics, title=f"{manifest.name} {manifest.version} -> {model}")
+    if found.task is not TaskKind.CLASSIFY_AND_TAG:  # its metrics hold both tasks
+        print_summary(manifest.metrics, title=f"{manifest.name} {manifest.version} -> {model}")
 
 
 def print_summary(metrics: dict[str, Any], *, title: str) -> None:

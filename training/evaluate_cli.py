@@ -33,7 +33,7 @@ def evaluate_models(
 ) -> dict[str, dict[str, Any]]:
     """Report each model on `data` into output/NAME, and ensembles when there are several."""
     loaded, labels = load_members(
-        models, _as_classifier, what="labels", rule="ensembled models must share one label map"
+        models, as_classifier, what="labels", rule="ensembled models must share one label map"
     )
     manifest0 = loaded[0][2]
     columns = text_columns or manifest0.text_columns[:1] or ["text"]
@@ -96,7 +96,7 @@ def evaluate_models(
     return results
 
 
-def _as_classifier(path: Path, model: Any, tokenizer: Any, manifest: ModelManifest) -> Any:
+def as_classifier(path: Path, model: Any, tokenizer: Any, manifest: ModelManifest) -> Any:
     """The artifact as a sequence classifier: as it is, or the class half of a classify-and-tag
     model (its class columns at [CLS]), with a manifest naming just the classes; any other task
     is refused with what to use instead."""

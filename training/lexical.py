@@ -12,7 +12,7 @@ import numpy as np
 import structlog
 
 from schemas import FileRole, LexicalFusion, ModelManifest, TaskKind
-from schemas.artifact import with_files, write_manifest
+from schemas.artifact import read_manifest, with_files, write_manifest
 from stream.inference.lexical import LexicalExpert, fuse
 from training.data import LabelledTexts
 from training.errors import ConfigError
@@ -125,11 +125,14 @@ def attach_lexical(root: Path, fit: LexicalFit, manifest: ModelManifest) -> Mode
 
 
 def check_lexical_task(manifest: ModelManifest, root: Path) -> None:
-    """Refuse artifacts a lexical expert cannot serve beside (only single-text classifiers)."""
-    if manifest.task is not TaskKind.CLASSIFICATION:
+    """Refuse artifacts a lexical expert cannot serve beside: it scores the classes of a single
+    text, so a sequence classifier or the class half of a classify-and-tag model."""
+    if manifest.task is not TaskKind.CLASSIFICATION and not (
+        manifest.task is TaskKind.CLASSIFY_AND_TAG and manifest.class_labels
+    ):
         raise ConfigError(
             f"{root} is a {manifest.task.value} model; a lexical expert serves beside a "
-            "single-text classifier only"
+            "single-text classifier (or a classify-and-tag model's classes) only"
         )
 
 
@@ -142,18 +145,23 @@ def add_lexical(
     seed: int = 42,
 ) -> ModelManifest:
     """Fit the lexical expert of the classifier artifact at `root` on the rows it was trained
-    on (`train`, `val` as carved then) and attach it; with `test`, the artifact's test figures
-    and eval/ reports become the fused model's, the encoder's kept as `test_encoder_only`."""
+    on (`train`, `val` as carved then) and attach it; with `test` (sequence classifiers), the
+    artifact's test figures and eval/ reports become the fused model's, the encoder's kept as
+    `test_encoder_only`. A classify-and-tag model's classes are read at [CLS], as served."""
     from training.artifact import load_artifact
+    from training.evaluate_cli import as_classifier
     from training.evaluation import predict_proba, report_classification
 
-    model, tokenizer, manifest = load_artifact(root)
+    manifest = read_manifest(root, verify=False)  # load_artifact verifies
     check_lexical_task(manifest, root)
-    if train.label_names != manifest.labels:
+    model, tokenizer, view = as_classifier(root, *load_artifact(root))
+    if train.label_names != view.labels:
         raise ConfigError(
-            f"{root} has labels {manifest.labels}, the data {train.label_names}: give the "
+            f"{root} has classes {view.labels}, the data {train.label_names}: give the "
             "label names the model was trained with"
         )
+    if manifest.task is not TaskKind.CLASSIFICATION:
+        test = None  # its test figures hold both tasks; `textroute evaluate` scores the classes
 
     def probabilities(data: LabelledTexts, what: str) -> Any:
         return predict_proba(

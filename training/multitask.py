@@ -59,6 +59,11 @@ class MultiTaskConfig(RunSettings):
     name: str = "multitask"
     output: Path = Path("models/multitask")
     validation_fraction: float = Field(default=0.1, gt=0, lt=0.5)
+    lexical: bool = Field(
+        True,
+        description="Fit a TF-IDF + logistic-regression expert on the labelled texts and fuse "
+        "it with the classes when that gains on validation.",
+    )
 
     def with_found_ner_test(self) -> MultiTaskConfig:
         """This config with `ner_eval_data` set to the NER directory's test file when unset, so
@@ -152,7 +157,7 @@ def train_multitask(cfg: MultiTaskConfig) -> ModelManifest:
             "test": test.sentences if test is not None else None,
         }
     )
-    return train_evaluate_save(
+    manifest = train_evaluate_save(
         task,
         train,
         val,
@@ -162,3 +167,16 @@ def train_multitask(cfg: MultiTaskConfig) -> ModelManifest:
         extra_metrics={"data_issues": issues} if issues else None,
         class_labels=task.class_names,
     )
+    if cfg.lexical:
+        manifest = lexical_for_multitask(cfg.output, cfg)
+    return manifest
+
+
+def lexical_for_multitask(root: Path, cfg: MultiTaskConfig) -> ModelManifest:
+    """Fit and attach the lexical expert of the classify-and-tag artifact at `root` that `cfg`
+    (its training config) trained: the same labelled texts and validation carve."""
+    from training.lexical import add_lexical
+
+    train, val, _ = load_multitask_splits(cfg.model_copy(update={"classify_eval_data": None}))
+    assert train.texts is not None and val.texts is not None
+    return add_lexical(root, train.texts, val.texts, seed=cfg.hp.seed)

@@ -176,10 +176,11 @@ def load_lexical(root: Path, manifest: ModelManifest) -> WeightedExpert | None:
     if manifest.lexical is None:
         return None
     expert = LexicalExpert.load(root / manifest.lexical.file)
-    if expert.num_classes != len(manifest.labels):
+    classes = len(manifest.class_labels or manifest.labels)  # a classify-and-tag: its classes
+    if expert.num_classes != classes:
         raise ArtifactUnusableError(
             f"artifact {root}: the lexical expert has {expert.num_classes} classes, the model "
-            f"{len(manifest.labels)}; re-attach it with `textroute train lexical {root}`"
+            f"{classes}; re-attach it with `textroute train lexical {root}`"
         )
     return WeightedExpert(expert, manifest.lexical.weight)
 

@@ -12,6 +12,7 @@ from stream.inference._spans import entity_spans
 from stream.inference.backend import Backend
 from stream.inference.errors import ArtifactUnusableError
 from stream.inference.items import ItemError
+from stream.inference.lexical import WeightedExpert
 from stream.inference.predictor import Outputs, Predictor, _failure, _refused, softmax
 from stream.inference.settings import InferenceSettings
 
@@ -36,6 +37,7 @@ class MultiTaskPredictor(Predictor):
         *,
         concurrency: int = 1,
         solo: Backend | None = None,
+        lexical: WeightedExpert | None = None,
     ) -> None:
         if not manifest.class_labels:
             raise ArtifactUnusableError(
@@ -43,7 +45,15 @@ class MultiTaskPredictor(Predictor):
                 "class_labels, so its classes cannot be told from its tags; re-train it with "
                 "`textroute train multitask`"
             )
-        super().__init__(manifest, backend, encoder, settings, concurrency=concurrency, solo=solo)
+        super().__init__(
+            manifest,
+            backend,
+            encoder,
+            settings,
+            concurrency=concurrency,
+            solo=solo,
+            lexical=lexical,
+        )
         self.class_labels = list(manifest.class_labels)
         self.tag_labels = manifest.tag_labels
 
@@ -63,6 +73,12 @@ class MultiTaskPredictor(Predictor):
         errors.update(_refused(encoded))
         windows = _by_item(encoded, self._run(encoded.rows, ["logits"], per_token=True), errors)
         n = len(self.tag_labels)
+        classes = {
+            i: np.mean([softmax(window[0, n:]) for window in logits], axis=0)
+            for i, (_, logits) in windows.items()
+            if i not in errors
+        }
+        classes = self._with_lexical(classes, dict(good))
         results: list[ClassAndEntities | ItemError] = []
         for i, text in enumerate(texts):
             if i in errors:
@@ -72,8 +88,7 @@ class MultiTaskPredictor(Predictor):
             assert isinstance(text, str)  # _check_texts refused every non-string
             tags = [softmax(window[:, :n]) for window in logits]
             entities = entity_spans(text, rows, tags, self.tag_labels)
-            classes = np.mean([softmax(window[0, n:]) for window in logits], axis=0)
-            results.append((self._classification(classes), entities))
+            results.append((self._classification(classes[i]), entities))
         return results
 
     def classify(self, texts: Sequence[object]) -> list[Classification | ItemError]:

@@ -148,10 +148,7 @@ class Predictor:
                 per_item.setdefault(row.item, []).append(softmax(out["logits"]))
         # Long texts in chunks: the mean of the windows' probabilities.
         probs = {i: np.mean(p, axis=0) for i, p in per_item.items() if i not in errors}
-        if self._lexical is not None and texts is not None and probs:
-            items = list(probs)
-            fused = self._lexical.fuse(np.stack(list(probs.values())), [texts[i] for i in items])
-            probs = dict(zip(items, fused, strict=True))
+        probs = self._with_lexical(probs, texts)
         labels = self.manifest.labels
         k = min(self.settings.top_k, len(labels))
         results: list[Classification | ItemError] = []
@@ -163,6 +160,17 @@ class Predictor:
             top = [LabelScore(label=labels[j], score=float(probs[i][j])) for j in order]
             results.append(Classification(label=top[0].label, score=top[0].score, top_k=top))
         return results
+
+    def _with_lexical(
+        self, probs: dict[int, np.ndarray], texts: dict[int, str] | None
+    ) -> dict[int, np.ndarray]:
+        """Class probabilities by item, fused with the artifact's lexical expert (in one call
+        for the batch) when it has one and the items are single texts."""
+        if self._lexical is None or texts is None or not probs:
+            return probs
+        items = list(probs)
+        fused = self._lexical.fuse(np.stack(list(probs.values())), [texts[i] for i in items])
+        return dict(zip(items, fused, strict=True))
 
     def classify(self, texts: Sequence[object]) -> list[Classification | ItemError]:
         """One Classification (label, probability, top-k) or ItemError per text, in order;
@@ -353,7 +361,11 @@ def load_predictor(
             f"artifact {root} has no tokenizer.json (fast tokenizer) in its manifest; "
             "re-save the model with a fast tokenizer"
         )
-    lexical = load_lexical(root, manifest) if manifest.task is TaskKind.CLASSIFICATION else None
+    lexical = (
+        load_lexical(root, manifest)
+        if manifest.task in (TaskKind.CLASSIFICATION, TaskKind.CLASSIFY_AND_TAG)
+        else None
+    )
     plan = plan_backend(settings)
     concurrency, threads = _parallelism(settings, plan)
     backend = _build_backend(root, manifest, plan, threads, spin=settings.spin)
@@ -374,7 +386,13 @@ def load_predictor(
         from stream.inference.multitask import MultiTaskPredictor  # it subclasses Predictor
 
         return MultiTaskPredictor(
-            manifest, backend, encoder, settings, concurrency=concurrency, solo=solo
+            manifest,
+            backend,
+            encoder,
+            settings,
+            concurrency=concurrency,
+            solo=solo,
+            lexical=lexical,
         )
     return Predictor(
         manifest, backend, encoder, settings, concurrency=concurrency, solo=solo, lexical=lexical

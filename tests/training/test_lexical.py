@@ -125,11 +125,26 @@ def test_train_lexical_command_refits_from_the_artifacts_own_training_config(
     assert after.metrics["lexical"]["weight"] == before.metrics["lexical"]["weight"]
 
 
+def test_train_lexical_command_fits_a_classify_and_tag_models_classes(
+    tiny_multitask_trained: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "multitask"
+    shutil.copytree(tiny_multitask_trained, root)
+    done = run_cli("train", "lexical", str(root))
+    assert done.returncode == 0, done.stderr
+    manifest = read_manifest(root)
+    fit = manifest.metrics["lexical"]
+    assert fit["features"] > 0
+    assert fit["validation_accuracy_fused"] >= fit["validation_accuracy_encoder_only"]
+    # Its test figures (classes and entities) are the encoder's: evaluate scores the fusion.
+    assert "test_encoder_only" not in manifest.metrics
+
+
 def test_train_lexical_command_refuses_a_tagger_with_one_clear_line(
     tiny_ner_artifact: Path,
 ) -> None:
     done = run_cli("train", "lexical", str(tiny_ner_artifact))
     assert done.returncode != 0
     assert "token-classification model" in done.stderr
-    assert "single-text classifier only" in " ".join(done.stderr.split())
+    assert "single-text classifier" in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr

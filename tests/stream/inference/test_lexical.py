@@ -142,3 +142,28 @@ def test_expert_with_other_classes_than_the_model_is_refused_at_load(
     attach_lexical(root, fit, read_manifest(root))
     with pytest.raises(ArtifactUnusableError, match="2 classes, the model 4"):
         load_predictor(root)
+
+
+def test_classify_and_tag_fuses_the_classes_and_leaves_the_entities_alone(
+    tiny_multitask_artifact: Path, tmp_path: Path
+) -> None:
+    from stream.inference import MultiTaskPredictor
+
+    root = _with_expert(tiny_multitask_artifact, tmp_path, 0.6)
+    manifest = read_manifest(root)
+    assert manifest.class_labels == TOPICS
+    settings = InferenceSettings(backend="onnx", top_k=4)
+    served = load_predictor(root, settings)
+    alone = load_predictor(tiny_multitask_artifact, settings)
+    assert isinstance(served, MultiTaskPredictor) and isinstance(alone, MultiTaskPredictor)
+    texts = ["john smith visited paris for google", "stock market bank profit"]
+    expert = LexicalExpert.load(root / "lexical.npz")
+    for text, got, base in zip(
+        texts, served.classify_and_tag(texts), alone.classify_and_tag(texts), strict=True
+    ):
+        assert isinstance(got, tuple) and isinstance(base, tuple)
+        assert got[1] == base[1]  # the tags are the encoder's
+        encoder = np.array([{s.label: s.score for s in base[0].top_k}[name] for name in TOPICS])
+        expected = fuse(encoder, expert.log_proba([text]), 0.6)[0]
+        scores = {s.label: s.score for s in got[0].top_k}
+        np.testing.assert_allclose([scores[name] for name in TOPICS], expected, atol=1e-5)
