@@ -95,7 +95,7 @@ def fit_lexical(
 def attach_lexical(root: Path, fit: LexicalFit, manifest: ModelManifest) -> ModelManifest:
     """Write the expert into the artifact at `root` and record it in the manifest (checksum
     and all); a weight of 0 (no gain on validation) removes any expert instead."""
-    from training.artifact import next_version
+    from training.artifact import METRICS_FILE, next_version
 
     metrics = {**manifest.metrics, "lexical": fit.report}
     # A new version: the stream and the API reload an artifact whose version changed.
@@ -115,7 +115,7 @@ def attach_lexical(root: Path, fit: LexicalFit, manifest: ModelManifest) -> Mode
             root,
             {path: FileRole.LEXICAL},
         )
-    metrics_file = root / "metrics.json"
+    metrics_file = root / METRICS_FILE
     if any(f.path == metrics_file.name for f in updated.files):
         metrics_file.write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
         updated = with_files(updated, root, {metrics_file: FileRole.METRICS})
