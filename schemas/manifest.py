@@ -67,7 +67,7 @@ class DataRef(BaseModel):
 
 
 class LexicalFusion(BaseModel):
-    """A lexical expert beside a sequence classifier: its log-probabilities, times `weight`,
+    """A lexical expert beside a classifier's classes: its log-probabilities, times `weight`,
     are added to the encoder's before the softmax (a product of experts). Word n-grams catch
     what a small encoder misses, and the two err on different texts."""
 

@@ -151,7 +151,9 @@ def classify_command(
 
 @train_app.command("lexical")
 def lexical_command(
-    model: Annotated[Path, typer.Argument(help="A single-text classifier artifact directory.")],
+    model: Annotated[
+        Path, typer.Argument(help="A classifier (or classify-and-tag) artifact directory.")
+    ],
     eval_data: Annotated[
         str | None,
         Opt("--eval-data", help="Test data to re-report fused; default: the training run's."),

@@ -167,8 +167,10 @@ def train_multitask(cfg: MultiTaskConfig) -> ModelManifest:
         extra_metrics={"data_issues": issues} if issues else None,
         class_labels=task.class_names,
     )
-    if cfg.lexical:
-        manifest = lexical_for_multitask(cfg.output, cfg)
+    if cfg.lexical and val.texts is not None:
+        from training.lexical import add_lexical
+
+        manifest = add_lexical(cfg.output, train.texts, val.texts, seed=cfg.hp.seed)
     return manifest
 
 

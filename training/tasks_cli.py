@@ -313,6 +313,13 @@ def multitask_command(
         int | None, Opt(help="Use only the first N held-out texts and sentences.")
     ] = None,
     resume: ResumeOpt = False,
+    lexical: Annotated[
+        bool,
+        Opt(
+            help="Fuse a TF-IDF + logistic-regression expert with the classes when it gains on "
+            "validation (see `textroute train lexical`)."
+        ),
+    ] = True,
 ) -> None:
     """Fine-tune ONE encoder for classes and entities (one pass per text) and write its
     artifact (task classify-and-tag)."""

@@ -382,18 +382,11 @@ def load_predictor(
         task=manifest.task.value,
         backend=backend.name,
     )
+    kind = Predictor
     if manifest.task is TaskKind.CLASSIFY_AND_TAG:
         from stream.inference.multitask import MultiTaskPredictor  # it subclasses Predictor
 
-        return MultiTaskPredictor(
-            manifest,
-            backend,
-            encoder,
-            settings,
-            concurrency=concurrency,
-            solo=solo,
-            lexical=lexical,
-        )
-    return Predictor(
+        kind = MultiTaskPredictor
+    return kind(
         manifest, backend, encoder, settings, concurrency=concurrency, solo=solo, lexical=lexical
     )
