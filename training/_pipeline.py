@@ -60,6 +60,11 @@ class RunConfig(Protocol):
     def model_dump_json(self) -> str: ...
 
 
+def report_files(output: Path) -> dict[Path, FileRole]:
+    """The evaluation reports under `output`/eval, for the manifest to checksum."""
+    return {p: FileRole.REPORT for p in sorted((output / EVAL_DIR).rglob("*")) if p.is_file()}
+
+
 def train_evaluate_save(
     task: Task,
     train: Split,
@@ -117,7 +122,7 @@ def train_evaluate_save(
         eval_data=test.ref if test is not None else val.ref,
         metrics=metrics,
     )
-    extra = {p: FileRole.REPORT for p in sorted((output / EVAL_DIR).rglob("*")) if p.is_file()}
+    extra = report_files(output)
     manifest = save_artifact(
         output,
         result.model,

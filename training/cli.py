@@ -174,7 +174,7 @@ def lexical_command(
     from training.errors import ConfigError
     from training.lexical import check_lexical_task
 
-    found = read_manifest(model)
+    found = read_manifest(model, verify=False)  # loading the model verifies every file
     check_lexical_task(found, model)
     config = model / "training_config.json"
     if not config.is_file():

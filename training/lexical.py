@@ -148,6 +148,7 @@ def add_lexical(
     on (`train`, `val` as carved then) and attach it; with `test` (sequence classifiers), the
     artifact's test figures and eval/ reports become the fused model's, the encoder's kept as
     `test_encoder_only`. A classify-and-tag model's classes are read at [CLS], as served."""
+    from training._pipeline import EVAL_DIR, report_files
     from training.artifact import load_artifact
     from training.evaluate_cli import as_classifier
     from training.evaluation import predict_proba, report_classification
@@ -171,17 +172,16 @@ def add_lexical(
     fit = fit_lexical(train, val, probabilities(val, "validation"), seed=seed)
     if test is not None and fit.weight > 0:
         probs = probabilities(test, "test")
-        eval_dir = root / "eval"
         fused = fuse(probs, fit.expert.log_proba(test.texts), fit.weight)
         metrics = {**manifest.metrics}
         metrics["test_encoder_only"] = report_classification(
             test.texts, test.labels, probs, manifest.labels, None
         )
         metrics["test"] = report_classification(
-            test.texts, test.labels, fused, manifest.labels, eval_dir
+            test.texts, test.labels, fused, manifest.labels, root / EVAL_DIR
         )
-        reports = {p: FileRole.REPORT for p in sorted(eval_dir.rglob("*")) if p.is_file()}
-        manifest = with_files(manifest.model_copy(update={"metrics": metrics}), root, reports)
+        updated = manifest.model_copy(update={"metrics": metrics})
+        manifest = with_files(updated, root, report_files(root))
     return attach_lexical(root, fit, manifest)
 
 

@@ -77,35 +77,42 @@ class MultiTaskConfig(RunSettings):
         return self.model_copy(update={NER_EVAL_KEY: str(found["test"])})
 
 
-def load_multitask_splits(
-    cfg: MultiTaskConfig,
-) -> tuple[TextsAndSentences, TextsAndSentences, TextsAndSentences | None]:
-    """Train, validation and the optional test split of both tasks, loaded as `train classify`
-    and `train ner` load them (validation: carved from the texts, the NER valid file)."""
-    common: dict[str, Any] = {
+def _common(cfg: MultiTaskConfig) -> dict[str, Any]:
+    """The settings the texts and the sentences are loaded with alike."""
+    return {
         "limit": cfg.limit,
         "eval_limit": cfg.eval_limit,
         "validation_fraction": cfg.validation_fraction,
         "hp": cfg.hp,
     }
-    texts = load_splits(
-        ClassifyConfig.model_validate(
-            {
-                **common,
-                "data": cfg.classify_data,
-                "split": cfg.split,
-                "eval_data": cfg.classify_eval_data,
-                "eval_split": cfg.eval_split,
-                "text_columns": cfg.text_columns,
-                "label_column": cfg.label_column,
-                "label_names": cfg.label_names,
-            }
-        )
+
+
+def _texts_config(cfg: MultiTaskConfig) -> ClassifyConfig:
+    """How `train classify` would load this model's labelled texts (and their carve)."""
+    return ClassifyConfig.model_validate(
+        {
+            **_common(cfg),
+            "data": cfg.classify_data,
+            "split": cfg.split,
+            "eval_data": cfg.classify_eval_data,
+            "eval_split": cfg.eval_split,
+            "text_columns": cfg.text_columns,
+            "label_column": cfg.label_column,
+            "label_names": cfg.label_names,
+        }
     )
+
+
+def load_multitask_splits(
+    cfg: MultiTaskConfig,
+) -> tuple[TextsAndSentences, TextsAndSentences, TextsAndSentences | None]:
+    """Train, validation and the optional test split of both tasks, loaded as `train classify`
+    and `train ner` load them (validation: carved from the texts, the NER valid file)."""
+    texts = load_splits(_texts_config(cfg))
     sentences = load_ner_splits(
         NerConfig.model_validate(
             {
-                **common,
+                **_common(cfg),
                 "data": cfg.ner_data,
                 "validation_data": cfg.ner_validation_data,
                 "eval_data": cfg.ner_eval_data,
@@ -179,6 +186,6 @@ def lexical_for_multitask(root: Path, cfg: MultiTaskConfig) -> ModelManifest:
     (its training config) trained: the same labelled texts and validation carve."""
     from training.lexical import add_lexical
 
-    train, val, _ = load_multitask_splits(cfg.model_copy(update={"classify_eval_data": None}))
-    assert train.texts is not None and val.texts is not None
-    return add_lexical(root, train.texts, val.texts, seed=cfg.hp.seed)
+    # The texts only: the tagged sentences play no part in the expert.
+    train, val, _ = load_splits(_texts_config(cfg.model_copy(update={"classify_eval_data": None})))
+    return add_lexical(root, train, val, seed=cfg.hp.seed)
