@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import structlog
 
 from stream.config import BrokerSettings, WorkerSettings
+from stream.errors import BrokerUnavailableError, DeliveryFailedError
 from stream.metrics import StreamMetrics
 from stream.worker import BatchProcessor, BatchResult, InboundRecord
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from faust.types import EventT, StreamT
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 def _raw_topic(app: faust.App, *names: str) -> faust.TopicT:
@@ -53,6 +55,28 @@ def faust_broker_options(broker: BrokerSettings) -> dict[str, Any]:
     elif context is not None:
         options["broker_credentials"] = faust.SSLCredentials(context)
     return options
+
+
+def producer_idempotence(broker: BrokerSettings) -> bool:
+    """Whether the worker's producer is idempotent: as configured, or (auto) as the broker
+    allows. A broker that cannot be asked counts as not allowing it, with a warning."""
+    if broker.idempotence != "auto":
+        return broker.idempotence == "on"
+    from stream.topics import supports_idempotence
+
+    try:
+        supported = _run_blocking(supports_idempotence(broker))
+    except BrokerUnavailableError as exc:
+        log.warning("worker.idempotence_unknown", error=str(exc))
+        return False
+    log.info("worker.idempotence", enabled=supported)
+    return supported
+
+
+def _run_blocking(coro: Coroutine[Any, Any, T]) -> T:
+    # A private thread gives the call its own event loop, whether or not one is running here.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _to_record(event: EventT[bytes], received_at: datetime) -> InboundRecord:
@@ -93,6 +117,9 @@ class RouterAgent:
         }
         #: (topic, partition) -> next offset to process, for the consumer-lag gauge.
         self.positions: dict[tuple[str, int], int] = {}
+        #: Why delivery failed, once it has: the worker then stops and exits non-zero.
+        self.failure: BaseException | None = None
+        self._task: asyncio.Task[Any] | None = None
 
     async def run(self, stream: StreamT[bytes]) -> None:
         """Consume batches until the worker stops, at least once.
@@ -100,16 +127,27 @@ class RouterAgent:
         A two-stage pipeline: batch N's outputs are produced, and its inputs acked once the
         broker has them, while batch N+1 is in inference, so the model does not sit idle for
         the broker's round trip. One batch is delivered at a time, in order.
+
+        faust's `take_events` acks a batch itself as soon as the next one is asked for, which
+        here is while that batch's outputs are still in flight. Each input is therefore held
+        (one more reference) from the moment it arrives: faust's ack drops that reference, and
+        only ours, after the broker acknowledged every output, lets its offset be committed.
+        A failed delivery stops the agent at once, whatever it is waiting for, and crashes the
+        worker with nothing acked past the last batch delivered.
         """
         s = self.settings
         batches = cast("Stream[bytes]", stream).take_events(s.batch_size, within=s.batch_wait_s)
+        self._task = asyncio.current_task()
         delivering: asyncio.Future[None] | None = None
         try:
             async for events in batches:
+                for event in events:
+                    event.message.incref()
                 inference = asyncio.ensure_future(self.infer(events))
                 try:
                     records, result, process_s = await asyncio.shield(inference)
                 except asyncio.CancelledError:
+                    self._raise_delivery_failure()
                     # SIGTERM while a batch is in hand: finish it, so its outputs are produced
                     # and its offsets committed when the consumer stops, not redone next start.
                     log.info("worker.finishing_batch", size=len(events))
@@ -121,12 +159,32 @@ class RouterAgent:
                 delivering = asyncio.ensure_future(
                     self.deliver(stream, events, records, result, process_s)
                 )
+                delivering.add_done_callback(self._on_delivered)
+        except asyncio.CancelledError:
+            self._raise_delivery_failure()
+            raise
         except Exception:
             # Nothing of the failed batch is acked, so a restart re-delivers it.
             log.exception("worker.batch_failed")
             raise
         finally:
-            await self._settle(delivering)
+            if self.failure is None:
+                await self._settle(delivering)
+
+    def _on_delivered(self, delivering: asyncio.Future[None]) -> None:
+        if delivering.cancelled() or delivering.exception() is None:
+            return
+        self.failure = delivering.exception()
+        log.error("worker.delivery_failed", error=f"{type(self.failure).__name__}: {self.failure}")
+        # Stop consuming now, not when the next batch happens to arrive.
+        if self._task is not None:
+            self._task.cancel()
+
+    def _raise_delivery_failure(self) -> None:
+        if self.failure is not None:
+            raise DeliveryFailedError(
+                f"outputs were not acknowledged by the broker: {self.failure}"
+            ) from self.failure
 
     @staticmethod
     async def _settle(delivering: asyncio.Future[None] | None) -> None:
@@ -234,14 +292,18 @@ def create_app(
     import faust
     import mode
 
-    from stream._faust_kafka import use_fetch_max_wait
+    from stream._faust_kafka import use_transport
+    from stream.topics import RECORD_OVERHEAD_BYTES
 
+    idempotent = producer_idempotence(settings.broker)
     app = faust.App(
         settings.app_id,
         # A batch that cannot be produced must stop the process, not just restart the agent:
         # faust would move past its unacked records, and only a restart re-delivers them.
         agent_supervisor=mode.CrashingSupervisor,
         **faust_broker_options(settings.broker),
+        # The app id names the worker's connections in broker logs (and to a fault proxy).
+        broker_client_id=settings.app_id,
         # Stateless worker: no tables, no web server, no leader topic.
         store="memory://",
         web_enabled=False,
@@ -251,9 +313,13 @@ def create_app(
         consumer_auto_offset_reset=settings.auto_offset_reset,
         broker_commit_interval=settings.commit_interval_s,
         producer_acks=-1,
+        # faust waits 1,200 s for a produce by default: a broker that stopped acknowledging
+        # would hold the worker, and its inputs, for twenty minutes before anyone heard.
+        producer_request_timeout=settings.broker.produce_timeout_s,
+        producer_max_request_size=settings.max_output_bytes + RECORD_OVERHEAD_BYTES,
         datadir=str(settings.data_dir / settings.app_id),
     )
-    use_fetch_max_wait(app, settings.fetch_max_wait_ms)
+    use_transport(app, fetch_max_wait_ms=settings.fetch_max_wait_ms, idempotent=idempotent)
     inbound = _raw_topic(app, *settings.topics.inbound())
     agent = RouterAgent(app, settings, processor, executor, metrics)
     app.agent(inbound, name=f"{settings.app_id}.router", concurrency=1)(agent.run)

@@ -99,8 +99,12 @@ class EmbeddedBroker:
 
     @property
     def bootstrap(self) -> str:
-        """host:port for Kafka clients."""
-        return f"{self.settings.advertised_host}:{self.port}"
+        """host:port for Kafka clients: the advertised address."""
+        return f"{self.settings.advertised_host}:{self.advertised_port}"
+
+    @property
+    def advertised_port(self) -> int:
+        return self.settings.advertised_port or self.port
 
     @property
     def pid(self) -> int | None:
@@ -121,7 +125,7 @@ class EmbeddedBroker:
             "--listener-url",
             f"tcp://{s.host}:{self.port}",
             "--advertised-listener-url",
-            f"tcp://{s.advertised_host}:{self.port}",
+            f"tcp://{s.advertised_host}:{self.advertised_port}",
             "--storage-engine",
             s.storage_engine,
         ]

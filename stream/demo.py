@@ -22,11 +22,11 @@ from schemas.errors import ArtifactError
 from schemas.events import DeadLetter, RoutingEvent
 from schemas.manifest import FileRole
 from stream.broker import EmbeddedBroker
-from stream.config import BrokerSettings, EmbeddedBrokerSettings, TopicSettings
+from stream.config import BrokerSettings, EmbeddedBrokerSettings, TopicSettings, WorkerSettings
 from stream.errors import StreamConfigError
 from stream.inputs import to_outbound
 from stream.samples import sample_records
-from stream.topics import ensure_topics, produce, read_topics
+from stream.topics import ensure_topics, produce, read_topics, worker_topic_limits
 from stream.view import dead_letters_table, decode_outputs, events_table, origin_id
 
 AG_NEWS_LABELS = "World,Sports,Business,Sci/Tech"
@@ -237,7 +237,8 @@ def run_demo(settings: DemoSettings, console: Console) -> int:
             bootstrap = embedded.bootstrap
             console.print(f"embedded tansu broker at [bold]{bootstrap}[/] (log {broker_log})")
         broker = BrokerSettings(bootstrap_servers=bootstrap)
-        asyncio.run(ensure_topics(broker, topics.all_topics(), topics.partitions))
+        limits = worker_topic_limits(WorkerSettings(topics=topics))
+        asyncio.run(ensure_topics(broker, topics.all_topics(), topics.partitions, configs=limits))
 
         _step(console, 2, "Models")
         classifier, ner = ensure_models(settings, console)

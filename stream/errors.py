@@ -13,6 +13,11 @@ class StreamConfigError(StreamError):
     """Worker, broker or topic settings are missing, out of range or contradict each other."""
 
 
+class ModelSlotError(StreamConfigError):
+    """A model directory holds an artifact of a task its slot cannot use (e.g. an NER model
+    where the classifier belongs); the worker refuses it at start and at reload."""
+
+
 class RulesError(StreamError):
     """The routing rules cannot be used; the worker refuses to start with them."""
 
@@ -66,3 +71,12 @@ class RecordRejectedError(StreamError):
         super().__init__(message)
         self.reason = reason
         self.message_id = message_id
+
+
+class DeliveryFailedError(StreamError):
+    """The broker did not acknowledge a batch's outputs; the worker stops, nothing past the
+    last delivered batch committed, and its supervisor restarts it."""
+
+
+class BatchQueueFullError(BatchingError):
+    """More items wait for a model than the batcher's bound allows; the caller should retry."""

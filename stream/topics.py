@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from stream.config import BrokerSettings
+from stream.config import BrokerSettings, TopicSettings, WorkerSettings
 from stream.errors import BrokerUnavailableError
 
 if TYPE_CHECKING:
@@ -45,10 +45,42 @@ def _unavailable(broker: BrokerSettings, exc: BaseException) -> BrokerUnavailabl
     )
 
 
+#: Room for a record batch's header and a record's framing around its key and value.
+RECORD_OVERHEAD_BYTES = 16 * 1024
+
+
+def topic_limits(
+    topics: TopicSettings, *, max_message_bytes: int, max_output_bytes: int
+) -> dict[str, dict[str, str]]:
+    """Each topic's `max.message.bytes`, consistent with the worker's limits: inbound records
+    up to what it routes, outputs up to what it produces (its producer's max_request_size)."""
+    inbound = str(max_message_bytes + RECORD_OVERHEAD_BYTES)
+    outbound = str(max_output_bytes + RECORD_OVERHEAD_BYTES)
+    limits = {name: {"max.message.bytes": inbound} for name in topics.inbound()}
+    for name in (topics.routed, topics.dead_letter):
+        limits[name] = {"max.message.bytes": outbound}
+    return limits
+
+
+def worker_topic_limits(settings: WorkerSettings) -> dict[str, dict[str, str]]:
+    """`topic_limits` for a worker's settings."""
+    return topic_limits(
+        settings.topics,
+        max_message_bytes=settings.max_message_bytes,
+        max_output_bytes=settings.max_output_bytes,
+    )
+
+
 async def ensure_topics(
-    broker: BrokerSettings, names: Iterable[str], partitions: int, replication: int = 1
+    broker: BrokerSettings,
+    names: Iterable[str],
+    partitions: int,
+    replication: int = 1,
+    *,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Create the topics that do not exist yet; existing ones are left as they are."""
+    """Create the topics that do not exist yet, each with its `configs` entry; existing ones
+    are left as they are."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import KafkaError
 
@@ -61,7 +93,14 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [n for n in dict.fromkeys(names) if n not in existing]
         if missing:
-            await admin.create_topics([NewTopic(n, partitions, replication) for n in missing])
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        n, partitions, replication, topic_configs=dict((configs or {}).get(n, {}))
+                    )
+                    for n in missing
+                ]
+            )
     finally:
         await admin.close()
 
@@ -191,3 +230,25 @@ class TopicFollower:
                 now = time.perf_counter()
                 self.records.extend(records)
                 self.arrived.extend(now for _ in records)
+
+
+async def supports_idempotence(broker: BrokerSettings) -> bool:
+    """Whether the broker grants producer ids (InitProducerId), which an idempotent producer
+    needs: Apache Kafka does; the embedded tansu lists the request but answers it with an
+    error. Raises BrokerUnavailableError when no broker answers."""
+    from aiokafka.client import AIOKafkaClient
+    from aiokafka.errors import KafkaError
+    from aiokafka.protocol.transaction import InitProducerIdRequest
+
+    client = AIOKafkaClient(**broker.aiokafka_kwargs())
+    try:
+        await client.bootstrap()
+        node = next(iter(client.cluster.brokers())).nodeId
+        response = await client.send(node, InitProducerIdRequest(None, 60_000))
+    except (KafkaError, OSError, StopIteration) as exc:
+        if isinstance(exc, KafkaError) and client.cluster.brokers():
+            return False  # a broker answered, but not with a producer id
+        raise _unavailable(broker, exc) from exc
+    finally:
+        await client.close()
+    return bool(response.error_code == 0 and response.producer_id >= 0)

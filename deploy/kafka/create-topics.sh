@@ -10,16 +10,23 @@ bootstrap="${TEXTROUTE_BROKER_BOOTSTRAP_SERVERS:-kafka:9092}"
 partitions="${TEXTROUTE_TOPIC_PARTITIONS:-6}"
 replication="${TEXTROUTE_TOPIC_REPLICATION:-1}"
 min_isr="${TEXTROUTE_TOPIC_MIN_INSYNC_REPLICAS:-1}"
+# max.message.bytes as the worker sizes it (stream.topics.topic_limits): inbound records up to
+# what it routes, outputs up to what its producer sends, each plus 16 KiB of record framing.
+overhead=16384
+inbound_bytes=$(( ${TEXTROUTE_WORKER_MAX_MESSAGE_BYTES:-1000000} + overhead ))
+output_bytes=$(( ${TEXTROUTE_WORKER_MAX_OUTPUT_BYTES:-1000000} + overhead ))
 attempts="${TOPIC_INIT_ATTEMPTS:-30}"
 delay="${TOPIC_INIT_DELAY_SECONDS:-2}"
 kafka_topics="${KAFKA_TOPICS_BIN:-/opt/kafka/bin/kafka-topics.sh}"
 # Only for a cluster whose clients need SASL/TLS: a client .properties file for the admin tool.
 command_config="${TOPIC_INIT_COMMAND_CONFIG:-}"
 
-topics=(
+inbound_topics=(
   "${TEXTROUTE_TOPIC_EMAIL:-textroute.email}"
   "${TEXTROUTE_TOPIC_TICKET:-textroute.ticket}"
   "${TEXTROUTE_TOPIC_ARTICLE:-textroute.article}"
+)
+output_topics=(
   "${TEXTROUTE_TOPIC_ROUTED:-textroute.routed}"
   "${TEXTROUTE_TOPIC_DEAD_LETTER:-textroute.dead-letter}"
 )
@@ -40,11 +47,12 @@ current_partitions() {
 }
 
 ensure_topic() {
-  local name="$1" wanted="$2" try have
+  local name="$1" wanted="$2" max_bytes="$3" try have
   for ((try = 1; try <= attempts; try++)); do
     # Fails until `replication` brokers are up, so a cluster that is still starting is waited for.
     if topics_cmd --create --if-not-exists --topic "$name" --partitions "$wanted" \
-      --replication-factor "$replication" --config "min.insync.replicas=$min_isr"; then
+      --replication-factor "$replication" --config "min.insync.replicas=$min_isr" \
+      --config "max.message.bytes=$max_bytes"; then
       have="$(current_partitions "$name")"
       if [[ -n "$have" && "$have" -lt "$wanted" ]]; then
         log "$name has $have partitions, growing it to $wanted"
@@ -60,7 +68,10 @@ ensure_topic() {
   return 1
 }
 
-for topic in "${topics[@]}"; do
-  ensure_topic "$topic" "$partitions"
+for topic in "${inbound_topics[@]}"; do
+  ensure_topic "$topic" "$partitions" "$inbound_bytes"
+done
+for topic in "${output_topics[@]}"; do
+  ensure_topic "$topic" "$partitions" "$output_bytes"
 done
 log "all topics ready"

@@ -135,3 +135,22 @@ def test_shellcheck_finds_nothing() -> None:
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
     proc = subprocess.run([shellcheck, str(SCRIPT)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_topics_get_max_message_bytes_consistent_with_the_worker_limits(tmp_path: Path) -> None:
+    from stream.config import WorkerSettings
+    from stream.topics import worker_topic_limits
+
+    env = {
+        "TEXTROUTE_WORKER_MAX_MESSAGE_BYTES": "2000000",
+        "TEXTROUTE_WORKER_MAX_OUTPUT_BYTES": "500000",
+    }
+    proc, calls = run_init(tmp_path, **env)
+    assert proc.returncode == 0, proc.stderr
+    made = creates(calls)
+    expected = worker_topic_limits(
+        WorkerSettings(max_message_bytes=2_000_000, max_output_bytes=500_000)
+    )
+    assert set(made) == set(expected)
+    for name, configs in expected.items():
+        assert f"--config max.message.bytes={configs['max.message.bytes']}" in made[name]

@@ -52,13 +52,15 @@ def unique_topics() -> TopicSettings:
 
 
 class WorkerProcess:
-    """A `python -m stream worker` subprocess with its own log file."""
+    """A `python -m stream worker` subprocess (or another worker module) with its own log."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, module: tuple[str, ...] = ("stream", "worker")
+    ) -> None:
         self.log_path = log_path
         with log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream", "worker"],
+                [sys.executable, "-m", *module],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -105,12 +107,13 @@ def worker_env(
 
 
 @pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], WorkerProcess]]:
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     """Start workers as subprocesses; any still running at teardown are killed."""
     started: list[WorkerProcess] = []
 
-    def start(env: dict[str, str]) -> WorkerProcess:
-        worker = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log")
+    def start(env: dict[str, str], *module: str) -> WorkerProcess:
+        log_path = tmp_path / f"worker-{len(started)}.log"
+        worker = WorkerProcess(env, log_path, module) if module else WorkerProcess(env, log_path)
         started.append(worker)
         return worker
 

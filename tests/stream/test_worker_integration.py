@@ -7,7 +7,6 @@ import json
 import shutil
 import signal
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,81 +14,24 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from schemas.events import DeadLetter, RoutingEvent
+from schemas.events import RoutingEvent
 from schemas.manifest import MANIFEST_FILE
 from stream.broker import free_port
 from stream.config import BrokerSettings, TopicSettings
 from stream.inputs import to_outbound
 from stream.samples import SampleRecord, sample_records
 from stream.topics import (
-    ReadRecord,
-    TopicFollower,
     ensure_topics,
     produce,
     producer,
-    read_topics,
 )
-from stream.view import decode_outputs, origin_id
+from stream.view import origin_id
 from tests.stream.conftest import WorkerProcess
+from tests.stream.watch import Outputs, Watcher, at_least, committed_offsets, read_outputs
 
 pytestmark = pytest.mark.integration
 
-StartWorker = Callable[[dict[str, str]], WorkerProcess]
-
-
-class Outputs:
-    """What the worker has written so far, indexed by the originating message id."""
-
-    def __init__(self, records: list[ReadRecord], topics: TopicSettings) -> None:
-        self.records = records
-        events, dead, unknown = decode_outputs(records, topics.routed)
-        assert unknown == [], "only the worker writes to the output topics"
-        self.events: list[RoutingEvent] = events
-        self.dead: list[DeadLetter] = dead
-        self.routed_ids = Counter(e.message_id for e in events)
-        self.dead_ids = Counter(origin_id(d) for d in dead)
-
-    def seen(self) -> set[str | None]:
-        return set(self.routed_ids) | set(self.dead_ids)
-
-    def duplicates(self) -> int:
-        return sum(n - 1 for n in (self.routed_ids + self.dead_ids).values())
-
-
-async def _read(broker: BrokerSettings, topics: TopicSettings) -> Outputs:
-    records = await read_topics(broker, [topics.routed, topics.dead_letter], idle_s=0.5)
-    return Outputs(records, topics)
-
-
-def at_least(n: int) -> Callable[[Outputs], bool]:
-    """Done when `n` distinct messages have an output."""
-    return lambda outputs: len(outputs.seen()) >= n
-
-
-class Watcher(TopicFollower):
-    """Follows the output topics in the background; a snapshot never waits for a quiet topic,
-    so it works while the stream is still flowing."""
-
-    def __init__(self, broker: BrokerSettings, topics: TopicSettings) -> None:
-        super().__init__(broker, [topics.routed, topics.dead_letter])
-        self.settings = topics
-
-    def snapshot(self) -> Outputs:
-        return Outputs(list(self.records), self.settings)
-
-    async def wait_until(
-        self, done: Callable[[Outputs], bool], worker: WorkerProcess, timeout_s: float = 90.0
-    ) -> Outputs:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            outputs = self.snapshot()
-            if done(outputs):
-                return outputs
-            if worker.proc.poll() is not None:
-                pytest.fail(f"worker exited with {worker.proc.returncode}:\n{worker.log()[-3000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out, {len(outputs.seen())} ids seen:\n{worker.log()[-3000:]}")
-            await asyncio.sleep(0.05)
+StartWorker = Callable[..., WorkerProcess]
 
 
 async def _send(broker: BrokerSettings, topics: TopicSettings, records: list[SampleRecord]) -> None:
@@ -163,7 +105,7 @@ async def test_a_thousand_mixed_messages_are_all_routed_or_dead_lettered_once(
         await asyncio.sleep(0.1)
         metrics = await asyncio.to_thread(_scrape, port)
     assert await _stop(worker) == 0
-    out = await _read(broker_settings, unique_topics)
+    out = await read_outputs(broker_settings, unique_topics)
 
     assert metrics["textroute_messages_in_total"] == 1000
     assert metrics["textroute_messages_routed_total"] == len(valid)
@@ -182,7 +124,7 @@ async def test_a_thousand_mixed_messages_are_all_routed_or_dead_lettered_once(
     record_property("dead_letters", len(out.dead))
 
 
-async def test_sigkill_mid_stream_then_restart_loses_nothing(
+async def test_sigkill_after_a_commit_then_restart_loses_nothing_and_redoes_only_uncommitted_work(
     broker_settings: BrokerSettings,
     unique_topics: TopicSettings,
     worker_env: dict[str, str],
@@ -191,22 +133,29 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(
 ) -> None:
     records = list(sample_records(1000, malformed_ratio=0.05, seed=12, id_prefix="kill"))
     ids = {r.key for r in records}
+    group = worker_env["TEXTROUTE_WORKER_APP_ID"]
     await ensure_topics(broker_settings, unique_topics.all_topics(), unique_topics.partitions)
 
     async with Watcher(broker_settings, unique_topics) as watcher:
         first = start_worker(worker_env)
         sending = await _start_stream(broker_settings, unique_topics, records, first, watcher)
         await watcher.wait_until(at_least(150), first)
+        # Kill only once something is committed: a kill before the first commit redoes
+        # everything and would hide a worker that commits too early or never.
+        deadline = time.monotonic() + 30
+        while sum((await committed_offsets(broker_settings, group, unique_topics)).values()) == 0:
+            assert time.monotonic() < deadline, "the worker committed nothing in 30 s"
+            await asyncio.sleep(0.2)
         first.signal(signal.SIGKILL)
         assert await asyncio.to_thread(first.wait, 30.0) == -signal.SIGKILL
-        at_kill = await _read(broker_settings, unique_topics)
+        at_kill = await read_outputs(broker_settings, unique_topics)
         assert len(at_kill.seen()) < len(ids), "the kill must interrupt the stream"
         await sending
 
         second = start_worker(worker_env)
         await watcher.wait_until(lambda o: o.seen() >= ids, second)
     assert await _stop(second) == 0
-    after = await _read(broker_settings, unique_topics)
+    after = await read_outputs(broker_settings, unique_topics)
 
     assert after.seen() == ids, "every message is routed or dead-lettered after the restart"
     duplicates = after.duplicates()
@@ -215,32 +164,50 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(
         f"{duplicates} duplicate outputs after the restart, none missing"
     )
     record_property("duplicates_after_sigkill", duplicates)
-    assert duplicates <= len(at_kill.seen()), "only work done before the kill is redone"
+    # Work done after the last commit is redone (at least once), work committed is not.
+    assert 0 < duplicates < len(at_kill.seen())
 
 
-async def test_sigterm_finishes_the_batch_commits_and_a_restart_redoes_nothing(
+def _last_line(path: Path) -> str:
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    return lines[-1] if lines else ""
+
+
+async def test_sigterm_finishes_the_batch_in_flight_commits_and_a_restart_redoes_nothing(
     broker_settings: BrokerSettings,
     unique_topics: TopicSettings,
     worker_env: dict[str, str],
     start_worker: StartWorker,
+    tmp_path: Path,
 ) -> None:
     records = list(sample_records(1000, seed=13, id_prefix="term"))
     ids = {r.key for r in records}
+    # A classifier 0.5 s slower per batch: while the stream flows, a batch is in inference
+    # nearly all the time, so the stop certainly lands on one.
+    marks = tmp_path / "classify-marks.txt"
+    slow_env = {
+        **worker_env,
+        "TEXTROUTE_TEST_SLOW_S": "0.5",
+        "TEXTROUTE_TEST_SLOW_MARKS": str(marks),
+    }
     await ensure_topics(broker_settings, unique_topics.all_topics(), unique_topics.partitions)
 
     async with Watcher(broker_settings, unique_topics) as watcher:
-        first = start_worker(worker_env)
+        first = start_worker(slow_env, "tests.stream.slow_worker")
         sending = await _start_stream(broker_settings, unique_topics, records, first, watcher)
         await watcher.wait_until(at_least(150), first)
+        while not _last_line(marks).startswith("start"):
+            await asyncio.sleep(0.01)
         assert await _stop(first) == 0, first.log()[-3000:]
-        at_stop = await _read(broker_settings, unique_topics)
+        assert _last_line(marks).startswith("end"), "the batch in inference was abandoned"
+        at_stop = await read_outputs(broker_settings, unique_topics)
         assert len(at_stop.seen()) < len(ids), "the stop must interrupt the stream"
         await sending
 
         second = start_worker(worker_env)
         await watcher.wait_until(lambda o: o.seen() >= ids, second)
     assert await _stop(second) == 0
-    after = await _read(broker_settings, unique_topics)
+    after = await read_outputs(broker_settings, unique_topics)
 
     assert at_stop.duplicates() == 0
     assert after.seen() == ids

@@ -11,7 +11,8 @@ from stream.config import BrokerSettings, TopicSettings
 from stream.samples import sample_records
 from stream.view import origin_id
 from tests.stream.conftest import WorkerProcess
-from tests.stream.test_worker_integration import Watcher, _read, _send, _stop
+from tests.stream.test_worker_integration import _send, _stop
+from tests.stream.watch import Watcher, read_outputs
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,7 @@ async def test_a_worker_with_one_classify_and_tag_model_routes_every_message(
     async with Watcher(broker_settings, unique_topics) as watcher:
         await watcher.wait_until(lambda o: o.seen() >= valid | set(malformed), worker)
     assert await _stop(worker) == 0, worker.log()[-3000:]
-    out = await _read(broker_settings, unique_topics)
+    out = await read_outputs(broker_settings, unique_topics)
 
     assert set(out.routed_ids) == valid
     assert {origin_id(d): d.reason for d in out.dead} == malformed
