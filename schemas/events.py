@@ -85,6 +85,8 @@ class DeadLetterReason(str, Enum):
     TEXT_TOO_LONG = "text_too_long"
     NOT_A_STRING = "not_a_string"
     INFERENCE_ERROR = "inference_error"
+    #: The routing event would be larger than the worker may produce (max_output_bytes).
+    OUTPUT_TOO_LARGE = "output_too_large"
     UNEXPECTED_ERROR = "unexpected_error"
 
 
@@ -98,12 +100,31 @@ class DeadLetter(BaseModel):
     error_class: str = Field(description="Exception or error type that rejected the record.")
     error_message: str
     source: SourceRef
-    payload_b64: str = Field(description="The original value bytes, base64 (standard alphabet).")
+    payload_b64: str = Field(
+        description="The original value bytes, base64 (standard alphabet); only their head when "
+        "`payload_truncated`."
+    )
+    payload_truncated: bool = Field(
+        default=False,
+        description="True when `payload_b64` holds only the first bytes of a value too large to "
+        "keep whole (see payload_size and payload_sha256).",
+    )
+    payload_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Hex sha256 of the whole original value, truncated or not.",
+    )
     payload_preview: str | None = Field(
         default=None, description="Start of the value as UTF-8 text, when it decodes."
     )
     payload_size: int = Field(ge=0, description="Length of the original value in bytes.")
-    key_b64: str | None = Field(default=None, description="The original key bytes, base64.")
+    key_b64: str | None = Field(
+        default=None,
+        description="The original key bytes, base64; only their head when `key_truncated`.",
+    )
+    key_truncated: bool = Field(
+        default=False, description="True when `key_b64` holds only the first bytes of the key."
+    )
     message_id: str | None = Field(default=None, description="The message id, if it parsed.")
     kind: MessageKind | None = None
     first_seen_at: datetime = Field(description="When the worker first read the record.")

@@ -11,7 +11,8 @@ from typing import Any, cast
 import structlog
 
 from schemas.artifact import read_manifest
-from schemas.errors import ArtifactError
+from schemas.manifest import ModelManifest, TaskKind
+from stream.errors import ModelSlotError
 from stream.metrics import StreamMetrics
 from stream.worker import Classifier, EntityTagger, ModelSet
 
@@ -50,12 +51,38 @@ def same_artifact(classifier_dir: Path, ner_dir: Path | None) -> bool:
     return ner_dir is not None and classifier_dir.resolve() == ner_dir.resolve()
 
 
+#: The artifact tasks each slot can serve: a classify-and-tag model has both halves, so it
+#: fills either role, and it alone fills both from one directory.
+SLOT_TASKS: dict[str, tuple[TaskKind, ...]] = {
+    "classifier": (TaskKind.CLASSIFICATION, TaskKind.CLASSIFY_AND_TAG),
+    "NER": (TaskKind.TOKEN_CLASSIFICATION, TaskKind.CLASSIFY_AND_TAG),
+    "classifier+NER": (TaskKind.CLASSIFY_AND_TAG,),
+}
+
+
+def check_slot(slot: str, artifact_dir: Path, manifest: ModelManifest) -> None:
+    """Raise ModelSlotError when the artifact's task does not fit `slot` (a SLOT_TASKS key).
+
+    Without this an NER model in the classifier slot loads fine and then fails every message.
+    """
+    expected = SLOT_TASKS[slot]
+    if manifest.task in expected:
+        return
+    raise ModelSlotError(
+        f"the {slot} slot needs a {' or '.join(t.value for t in expected)} model, but "
+        f"{artifact_dir} holds {manifest.name} {manifest.version}, a {manifest.task.value} "
+        "model; point the slot at a fitting artifact"
+    )
+
+
 class ReloadingModels:
     """Holds the current ModelSet; `check_for_update` loads a new artifact version when the
     manifest in a model directory changes, and keeps the old models if the new ones fail.
 
     When the classifier and NER directories are the same (a classify-and-tag artifact), one
-    predictor plays both roles, so the worker runs it once per batch.
+    predictor plays both roles, so the worker runs it once per batch. An artifact whose task
+    does not fit its slot (SLOT_TASKS) is refused: ModelSlotError at start, the old models kept
+    at reload.
     """
 
     def __init__(
@@ -74,12 +101,12 @@ class ReloadingModels:
         self._metrics = metrics
         self._lock = threading.Lock()
         self._shared = same_artifact(classifier_dir, ner_dir)
-        classifier: Classifier = loader(classifier_dir)
+        classifier: Classifier = self._load(self._classifier_slot, classifier_dir)
         ner: EntityTagger | None
         if self._shared:
             ner = cast(EntityTagger, classifier)  # a classify-and-tag predictor is both
         else:
-            ner = loader(ner_dir) if ner_dir is not None else None
+            ner = self._load("NER", ner_dir) if ner_dir is not None else None
         models = ModelSet(classifier, ner)
         if validate is not None:
             validate(models)
@@ -101,41 +128,30 @@ class ReloadingModels:
     def check_for_update(self) -> list[str]:
         """Reload the roles whose artifact version changed on disk; the roles reloaded.
 
-        Blocking (reads and verifies files): run it in the executor that runs inference, so
-        a swap never happens in the middle of a batch.
+        Never raises: whatever goes wrong while checking or loading (a half-written, removed,
+        unreadable or misplaced artifact) keeps the models in use, is logged and counted as a
+        failed reload, and the next check tries again. Blocking (reads and verifies files):
+        run it in the executor that runs inference, so a swap never happens in the middle of
+        a batch.
         """
         with self._lock:
             current = self._models
-            changed = [
-                role
-                for role, version in self.versions().items()
-                if self._disk_version(role) not in (None, version)
-            ]
-            if not changed:
-                return []
+            # The roles a failure is counted against: the one being checked, then those loading.
+            roles: list[str] = []
             try:
-                classifier = (
-                    self._loader(self._classifier_dir)
-                    if "classifier" in changed
-                    else current.classifier
-                )
-                ner_dir = self._dirs["ner"]
-                ner: EntityTagger | None
-                if self._shared:
-                    ner = cast(EntityTagger, classifier)
-                else:
-                    ner = self._loader(ner_dir) if "ner" in changed and ner_dir else current.ner
-                candidate = ModelSet(classifier, ner)
-                if self._validate is not None:
-                    self._validate(candidate)
+                changed = []
+                for role, version in self.versions().items():
+                    roles = [role]
+                    if self._disk_version(role) not in (None, version):
+                        changed.append(role)
+                if not changed:
+                    return []
+                roles = changed
+                candidate = self._candidate(current, changed)
             except Exception as exc:
-                # A half-written or incompatible artifact must not stop routing: keep the
-                # models in use and try again at the next check.
-                for role in changed:
+                for role in roles:
                     self._count(role, "failed")
-                log.error(
-                    "models.reload_failed", roles=changed, error=f"{type(exc).__name__}: {exc}"
-                )
+                log.error("models.reload_failed", roles=roles, error=f"{type(exc).__name__}: {exc}")
                 return []
             self._models = candidate
             self._publish_versions(current, candidate)
@@ -144,14 +160,42 @@ class ReloadingModels:
             log.info("models.reloaded", versions=self.versions())
             return changed
 
+    @property
+    def _classifier_slot(self) -> str:
+        return "classifier+NER" if self._shared else "classifier"
+
+    def _load(self, slot: str, artifact_dir: Path) -> Any:
+        """Load one artifact after checking that its task fits `slot`."""
+        # The manifest on disk is checked first so a misplaced model is refused before the
+        # minutes a large one takes to load; the loaded one again, as the file may change.
+        check_slot(slot, artifact_dir, read_manifest(artifact_dir, verify=False))
+        model = self._loader(artifact_dir)
+        check_slot(slot, artifact_dir, model.manifest)
+        return model
+
+    def _candidate(self, current: ModelSet, changed: list[str]) -> ModelSet:
+        """The model set with the `changed` roles loaded anew, checked; raises on any failure."""
+        classifier = (
+            self._load(self._classifier_slot, self._classifier_dir)
+            if "classifier" in changed
+            else current.classifier
+        )
+        ner_dir = self._dirs["ner"]
+        ner: EntityTagger | None
+        if self._shared:
+            ner = cast(EntityTagger, classifier)
+        else:
+            ner = self._load("NER", ner_dir) if "ner" in changed and ner_dir else current.ner
+        candidate = ModelSet(classifier, ner)
+        if self._validate is not None:
+            self._validate(candidate)
+        return candidate
+
     def _disk_version(self, role: str) -> str | None:
         path = self._dirs[role]
         if path is None:
             return None
-        try:
-            return read_manifest(path, verify=False).version
-        except ArtifactError:
-            return None
+        return read_manifest(path, verify=False).version
 
     def _count(self, role: str, result: str) -> None:
         if self._metrics is not None:

@@ -148,7 +148,8 @@ class SampleRecord:
     """One record to send: its kind (hence topic), key and raw value.
 
     `expected_reason` is None for a valid message and the dead-letter reason for a malformed
-    one; `category` is the label a good classifier should give a valid message.
+    one, and `damage` names how it was damaged (a key of DAMAGES or POISON_REASONS);
+    `category` is the label a good classifier should give a valid message.
     """
 
     kind: MessageKind
@@ -156,6 +157,7 @@ class SampleRecord:
     value: bytes
     expected_reason: DeadLetterReason | None = None
     category: str | None = None
+    damage: str | None = None
 
 
 def _fillers(rng: random.Random) -> dict[str, str]:
@@ -227,6 +229,54 @@ MALFORMED_REASONS = (
     DeadLetterReason.EMPTY_TEXT,
     DeadLetterReason.TEXT_TOO_LONG,
 )
+#: What each of MALFORMED_REASONS' samples does to a message.
+DAMAGES = {
+    DeadLetterReason.INVALID_JSON: "truncated_json",
+    DeadLetterReason.NOT_UTF8: "utf16_bytes",
+    DeadLetterReason.SCHEMA_ERROR: "missing_body",
+    DeadLetterReason.EMPTY_TEXT: "blank_text",
+    DeadLetterReason.TEXT_TOO_LONG: "long_text",
+}
+
+#: Poison kinds: records made to break a parser, an encoder or a size limit on their way
+#: through the worker rather than the schema, with the dead-letter reason each one gets.
+POISON_REASONS = {
+    # {"id": "\ud800", ...}: valid JSON whose id no UTF-8 output can carry.
+    "surrogate_id": DeadLetterReason.SCHEMA_ERROR,
+    # A body of 5,000 digits: Python's int() refuses more than 4,300 (and is quadratic).
+    "huge_integer": DeadLetterReason.INVALID_JSON,
+    # About 900 KB of text: under the 1 MB inbound limit, over the 64 KiB a dead letter keeps.
+    "huge_payload": DeadLetterReason.TEXT_TOO_LONG,
+    # A body of 100,000 nested arrays: deeper than the JSON parser's recursion limit.
+    "deep_nesting": DeadLetterReason.INVALID_JSON,
+    # The UTF-8 bytes of a surrogate in the body: lenient decoders take them, strict ones not.
+    "invalid_utf8": DeadLetterReason.NOT_UTF8,
+}
+POISON_KINDS = tuple(POISON_REASONS)
+HUGE_PAYLOAD_BYTES = 900_000
+HUGE_INTEGER_DIGITS = 5_000
+NESTING_DEPTH = 100_000
+
+
+def poison_value(damage: str, kind: MessageKind, message_id: str, rng: random.Random) -> bytes:
+    """The value of a `kind` message damaged in the poison way `damage` (see POISON_REASONS)."""
+    good, _ = sample_message(kind, message_id, rng)
+    # The other values are strings (or lists of them), whose quotes JSON escapes: this
+    # marker occurs once.
+    hollow = json.dumps(dict(good, body=None))
+    if damage == "surrogate_id":
+        return json.dumps(dict(good, id="\ud800")).encode()  # ASCII JSON: the escape stays
+    if damage == "huge_integer":
+        return hollow.replace('"body": null', f'"body": {"9" * HUGE_INTEGER_DIGITS}').encode()
+    if damage == "huge_payload":
+        filler = HUGE_PAYLOAD_BYTES - len(hollow)
+        return json.dumps(dict(good, body="word " * (filler // 5))).encode()
+    if damage == "deep_nesting":
+        nested = "[" * NESTING_DEPTH + "]" * NESTING_DEPTH
+        return hollow.replace('"body": null', f'"body": {nested}').encode()
+    if damage == "invalid_utf8":
+        return json.dumps(good).encode().replace(b'"body": "', b'"body": "\xed\xa0\x80', 1)
+    raise ValueError(f"no poison kind {damage!r}; known: {', '.join(POISON_KINDS)}")
 
 
 def sample_records(
@@ -236,15 +286,21 @@ def sample_records(
     seed: int = 0,
     id_prefix: str = "msg",
     huge_text_chars: int = 25_000,
+    poison_share: float = 0.2,
 ) -> Iterator[SampleRecord]:
-    """`n` records of mixed kinds, about `malformed_ratio` of them malformed in varied ways.
+    """`n` records of mixed kinds, about `malformed_ratio` of them malformed in varied ways,
+    `poison_share` of those in the poison ways of POISON_REASONS.
 
     Texts over `huge_text_chars` characters stand for 'huge text'; keep it above the worker's
     max_text_chars. Deterministic for a given seed.
     """
-    if not 0.0 <= malformed_ratio <= 1.0:
-        raise ValueError(f"malformed_ratio must be in [0, 1], got {malformed_ratio}")
+    for name, ratio in (("malformed_ratio", malformed_ratio), ("poison_share", poison_share)):
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {ratio}")
     rng = random.Random(seed)
+    # Poison is drawn from a stream of its own, so `rng` draws what it drew before the poison
+    # kinds existed: a seed gives the same records as then, but for those poisoned.
+    poison_rng = random.Random(f"{seed}:poison")
     kinds = list(MessageKind)
     for i in range(n):
         kind = kinds[i % len(kinds)]
@@ -252,7 +308,12 @@ def sample_records(
         if rng.random() < malformed_ratio:
             reason = MALFORMED_REASONS[rng.randrange(len(MALFORMED_REASONS))]
             value = _malformed(reason, kind, message_id, rng, huge_text_chars)
-            yield SampleRecord(kind, message_id, value, expected_reason=reason)
+            damage = DAMAGES[reason]
+            if poison_rng.random() < poison_share:
+                damage = POISON_KINDS[poison_rng.randrange(len(POISON_KINDS))]
+                value = poison_value(damage, kind, message_id, poison_rng)
+                reason = POISON_REASONS[damage]
+            yield SampleRecord(kind, message_id, value, expected_reason=reason, damage=damage)
         else:
             msg, category = sample_message(kind, message_id, rng)
             yield SampleRecord(kind, message_id, json.dumps(msg).encode(), category=category)

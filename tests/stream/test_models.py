@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
-from schemas.manifest import MANIFEST_FILE
-from stream.errors import RulesInvalidError
+from schemas.manifest import MANIFEST_FILE, TaskKind
+from stream.errors import ModelSlotError, RulesInvalidError
 from stream.inference import load_predictor
 from stream.metrics import StreamMetrics
-from stream.models import ReloadingModels
+from stream.models import Loader, ReloadingModels
 from stream.worker import ModelSet
 
 
@@ -109,3 +111,136 @@ def test_routing_without_an_ner_model(artifacts: tuple[Path, Path]) -> None:
     models = ReloadingModels(artifacts[0], None, load_predictor)
     assert models().ner is None
     assert models.versions() == {"classifier": "20250101T000000Z"}
+
+
+def _failed_reloads(metrics: StreamMetrics, role: str) -> float | None:
+    return _value(metrics, "textroute_model_reloads_total", {"role": role, "result": "failed"})
+
+
+def test_a_manifest_nested_too_deep_keeps_the_old_models_and_counts_a_failed_reload(
+    artifacts: tuple[Path, Path],
+) -> None:
+    metrics = StreamMetrics()
+    models = ReloadingModels(*artifacts, load_predictor, metrics=metrics)
+    old = models()
+    # json.loads gives up on this with RecursionError, which is no ManifestInvalid.
+    (artifacts[0] / MANIFEST_FILE).write_text("[" * 100_000, encoding="utf-8")
+
+    with capture_logs() as logs:
+        assert models.check_for_update() == []
+
+    assert models() is old
+    assert _failed_reloads(metrics, "classifier") == 1.0
+    (failed,) = [e for e in logs if e["event"] == "models.reload_failed"]
+    assert failed["roles"] == ["classifier"] and failed["error"].startswith("RecursionError")
+
+
+def test_a_manifest_removed_between_its_check_and_its_read_keeps_the_old_models(
+    artifacts: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metrics = StreamMetrics()
+    models = ReloadingModels(*artifacts, load_predictor, metrics=metrics)
+    old = models()
+    manifest = artifacts[1] / MANIFEST_FILE
+    read_text = Path.read_text
+
+    def removed_first(path: Path, *args: Any, **kwargs: Any) -> str:
+        # The deploy that swaps the artifact deletes the file right after is_file() said yes.
+        if path == manifest and path.exists():
+            path.unlink()
+        return read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", removed_first)
+    with capture_logs() as logs:
+        assert models.check_for_update() == []
+
+    assert models() is old
+    assert _failed_reloads(metrics, "ner") == 1.0
+    (failed,) = [e for e in logs if e["event"] == "models.reload_failed"]
+    assert failed["error"].startswith("FileNotFoundError")
+
+
+def test_a_model_directory_emptied_under_the_worker_keeps_the_old_models(
+    artifacts: tuple[Path, Path],
+) -> None:
+    metrics = StreamMetrics()
+    models = ReloadingModels(*artifacts, load_predictor, metrics=metrics)
+    old = models()
+    shutil.rmtree(artifacts[0])
+
+    assert models.check_for_update() == []
+
+    assert models() is old
+    assert _failed_reloads(metrics, "classifier") == 1.0
+
+
+def test_an_ner_artifact_in_the_classifier_slot_is_refused_at_reload(
+    artifacts: tuple[Path, Path],
+) -> None:
+    metrics = StreamMetrics()
+    classifier_dir, ner_dir = artifacts
+    models = ReloadingModels(classifier_dir, ner_dir, load_predictor, metrics=metrics)
+    old = models()
+    shutil.rmtree(classifier_dir)
+    shutil.copytree(ner_dir, classifier_dir)
+    _bump_version(classifier_dir, "20260101T000000Z")
+
+    with capture_logs() as logs:
+        assert models.check_for_update() == []
+
+    assert models() is old and models.versions()["classifier"] == "20250101T000000Z"
+    assert _failed_reloads(metrics, "classifier") == 1.0
+    (failed,) = [e for e in logs if e["event"] == "models.reload_failed"]
+    assert failed["error"].startswith("ModelSlotError")
+
+
+def _counting_loader(loads: list[Path]) -> Loader:
+    def load(path: Path) -> Any:
+        loads.append(path)
+        return load_predictor(path)
+
+    return load
+
+
+@pytest.mark.parametrize(
+    ("slots", "slot", "found", "expected"),
+    [
+        (("ner", None), "classifier", "token-classification", "classification or classify"),
+        (("classifier", "classifier-copy"), "NER", "classification", "token-classification or"),
+        (("classifier", "classifier"), "classifier+NER", "classification", "classify-and-tag"),
+    ],
+    ids=["ner-as-classifier", "classifier-as-ner", "classifier-as-both"],
+)
+def test_an_artifact_whose_task_does_not_fit_its_slot_is_refused_before_loading(
+    artifacts: tuple[Path, Path],
+    tmp_path: Path,
+    slots: tuple[str, str | None],
+    slot: str,
+    found: str,
+    expected: str,
+) -> None:
+    shutil.copytree(artifacts[0], tmp_path / "classifier-copy")
+    classifier_dir = tmp_path / slots[0]
+    ner_dir = tmp_path / slots[1] if slots[1] else None
+    loads: list[Path] = []
+
+    with pytest.raises(ModelSlotError) as raised:
+        ReloadingModels(classifier_dir, ner_dir, _counting_loader(loads))
+
+    message = str(raised.value)
+    assert f"the {slot} slot needs a {expected}" in message
+    assert f"a {found} model" in message
+    misplaced = ner_dir if slot == "NER" else classifier_dir
+    assert str(misplaced) in message
+    assert all(path != misplaced for path in loads), "refused before the model is loaded"
+
+
+def test_a_classify_and_tag_artifact_fits_either_slot(
+    artifacts: tuple[Path, Path], tiny_multitask_artifact: Path
+) -> None:
+    as_classifier = ReloadingModels(tiny_multitask_artifact, artifacts[1], load_predictor)
+    as_ner = ReloadingModels(artifacts[0], tiny_multitask_artifact, load_predictor)
+
+    assert as_classifier().classifier.manifest.task is TaskKind.CLASSIFY_AND_TAG
+    ner = as_ner().ner
+    assert ner is not None and ner.manifest.task is TaskKind.CLASSIFY_AND_TAG

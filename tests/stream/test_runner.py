@@ -10,7 +10,7 @@ import pytest
 
 from schemas.errors import ManifestMissing
 from stream.config import BrokerSettings, WorkerSettings
-from stream.errors import RulesInvalidError
+from stream.errors import ModelSlotError, RulesInvalidError
 from stream.runner import build_worker
 
 
@@ -80,3 +80,39 @@ def test_the_worker_command_prints_one_error_line_and_exits_2(tmp_path: Path) ->
     assert done.returncode == 2
     assert "RulesInvalidError" in done.stderr and "default_queue" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_ner_model_in_the_classifier_slot_stops_the_worker_before_it_connects(
+    tmp_path: Path, tiny_ner_artifact: Path
+) -> None:
+    settings = _settings(tmp_path, tiny_ner_artifact, None)
+    with pytest.raises(ModelSlotError, match="the classifier slot needs a classification"):
+        build_worker(settings)
+
+
+def test_the_worker_command_refuses_an_ner_model_as_classifier_in_one_line(
+    tmp_path: Path, tiny_ner_artifact: Path
+) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        # Wide enough that the error, paths and all, is never wrapped.
+        "COLUMNS": "2000",
+        "TEXTROUTE_WORKER_CLASSIFIER_DIR": str(tiny_ner_artifact),
+        "TEXTROUTE_WORKER_NER_DIR": "",
+        "TEXTROUTE_WORKER_DATA_DIR": str(tmp_path / "faust"),
+        # Nothing listens on port 9: a worker that got as far as Kafka would hang, not exit 2.
+        "TEXTROUTE_BROKER_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "stream", "worker"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: ModelSlotError: the classifier slot needs a classification")
+    assert f"{tiny_ner_artifact} holds tiny-ner" in line and "token-classification" in line
+    assert "Traceback" not in done.stdout + done.stderr
