@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from schemas.errors import (
     ArtifactFileMissing,
+    ArtifactPathOutside,
     ChecksumMismatch,
     ManifestInvalid,
     ManifestMissing,
@@ -57,7 +58,9 @@ def write_manifest(manifest: ModelManifest, root: Path) -> Path:
 def read_manifest(root: Path | str, *, verify: bool = True) -> ModelManifest:
     """Load manifest.json of an artifact and, by default, verify every file's sha256.
 
-    Raises a subclass of ArtifactError that names the directory and the file at fault.
+    Raises a subclass of ArtifactError that names the directory and the file at fault; a file
+    path leaving the directory is ManifestInvalid ('..', absolute) or ArtifactPathOutside (a
+    symlink out of it, found when verifying).
     """
     root = Path(root)
     path = root / MANIFEST_FILE
@@ -75,12 +78,30 @@ def read_manifest(root: Path | str, *, verify: bool = True) -> ModelManifest:
     return manifest
 
 
+def confined_path(root: Path, relative: str) -> Path:
+    """`root / relative`, refused with ArtifactPathOutside when it resolves (through '..', an
+    absolute path or a symlink) to somewhere outside `root`."""
+    path = root / relative
+    base = root.resolve()
+    target = path.resolve()
+    if not target.is_relative_to(base):
+        raise ArtifactPathOutside(
+            f"artifact {root}: {relative} resolves to {target}, outside the artifact directory; "
+            f"{MANIFEST_FILE} may name only files inside it (no symlink out of it, '..' or "
+            "absolute path). Copy the file into the artifact and re-export."
+        )
+    return path
+
+
 def verify_files(manifest: ModelManifest, root: Path, roles: set[FileRole] | None = None) -> None:
-    """Check that each file (of `roles`, or all) exists and matches its recorded sha256."""
+    """Check that each file (of `roles`, or all) is inside `root`, exists and matches its
+    recorded sha256."""
+    if manifest.lexical is not None:
+        confined_path(root, manifest.lexical.file)
     for entry in manifest.files:
         if roles is not None and entry.role not in roles:
             continue
-        path = root / entry.path
+        path = confined_path(root, entry.path)
         if not path.is_file():
             raise ArtifactFileMissing(
                 f"artifact {root}: file {entry.path} ({entry.role.value}) listed in "

@@ -25,3 +25,7 @@ class ArtifactFileMissing(ArtifactError):
 
 class ChecksumMismatch(ArtifactError):
     """A file's sha256 differs from the manifest: the file is corrupt or was changed."""
+
+
+class ArtifactPathOutside(ArtifactError):
+    """A file the manifest names resolves outside the artifact directory (e.g. by a symlink)."""

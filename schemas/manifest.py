@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Literal
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_SCHEMA_VERSION = 1
@@ -14,6 +15,29 @@ MANIFEST_SCHEMA_VERSION = 1
 #: How a sequence classifier reads one vector per text from the encoder: [CLS] (the stock
 #: Hugging Face head) or the mean over the tokens (stream.inference.pooling).
 Pooling = Literal["cls", "mean"]
+
+
+def _inside_artifact(path: str) -> str:
+    # Loaders open root / path: an absolute path, a drive or a '..' would let a manifest point
+    # them (and the checksum check) at any file on the machine.
+    posix = PurePosixPath(path)
+    if (
+        not path.strip()
+        or "\x00" in path
+        or "\\" in path
+        or posix.is_absolute()
+        or PureWindowsPath(path).anchor
+        or ".." in posix.parts
+    ):
+        raise ValueError(
+            f"file path {path!r} must be relative to the artifact directory and stay inside it: "
+            "no absolute path, drive, backslash or '..'"
+        )
+    return path
+
+
+#: A file's path relative to the artifact directory, POSIX separators, never leaving it.
+ArtifactPath = Annotated[str, AfterValidator(_inside_artifact)]
 
 
 class TaskKind(str, Enum):
@@ -50,7 +74,9 @@ class FileEntry(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    path: str = Field(description="Path relative to the artifact directory, POSIX separators.")
+    path: ArtifactPath = Field(
+        description="Path relative to the artifact directory, POSIX separators, inside it."
+    )
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=0, description="Size in bytes.")
     role: FileRole = FileRole.OTHER
@@ -73,7 +99,7 @@ class LexicalFusion(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    file: str = Field(description="The expert's arrays (role 'lexical'), relative path.")
+    file: ArtifactPath = Field(description="The expert's arrays (role 'lexical'), relative path.")
     weight: float = Field(gt=0, description="Chosen on the validation split.")
     c: float = Field(gt=0, description="Inverse L2 strength, chosen by cross-validation.")
     features: int = Field(gt=0, description="Vocabulary size (word n-grams).")

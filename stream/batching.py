@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from stream.errors import BatcherClosedError, BatchSizeMismatchError
+from stream.errors import BatcherClosedError, BatchQueueFullError, BatchSizeMismatchError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -49,6 +49,39 @@ async def _call_in_executor(
     return results, elapsed
 
 
+class _PendingBound:
+    """Counts the items callers are waiting on and refuses work beyond `limit` (None: no bound).
+
+    Without a bound, a burst of callers faster than the model grows the queue (and memory)
+    without end, and every caller waits longer; refusing at once lets clients back off.
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError(f"max_pending must be at least 1, got {limit}")
+        self.limit = limit
+        self.pending = 0
+
+    @contextlib.contextmanager
+    def hold(self, count: int) -> Iterator[None]:
+        limit = self.limit
+        if limit is not None and self.pending + count > limit:
+            if count > limit:
+                raise BatchQueueFullError(
+                    f"{count} items in one call can never fit: at most {limit} items may wait "
+                    "for the model at once; send fewer items per call"
+                )
+            raise BatchQueueFullError(
+                f"{self.pending} items already wait for the model and {count} more would pass "
+                f"the limit of {limit}; retry shortly"
+            )
+        self.pending += count
+        try:
+            yield
+        finally:
+            self.pending -= count
+
+
 class DirectRunner(Generic[T, R]):
     """No cross-caller batching: each caller's items go to the batch function on their own."""
 
@@ -59,21 +92,31 @@ class DirectRunner(Generic[T, R]):
         max_size: int,
         executor: Executor | None = None,
         observer: BatchObserver | None = None,
+        max_pending: int | None = None,
     ) -> None:
         self._fn = fn
         self._max_size = max_size
         self._executor = executor
         self._observer = observer
+        # The executor's own queue is unbounded, so callers are counted here instead.
+        self._bound = _PendingBound(max_pending)
+
+    @property
+    def pending(self) -> int:
+        """Items of callers still waiting for their results."""
+        return self._bound.pending
 
     async def run(self, items: Sequence[T]) -> list[R]:
+        """Results for `items`, in order; raises BatchQueueFullError when over `max_pending`."""
         out: list[R] = []
-        # Chunking keeps one caller from sending the model a batch bigger than configured.
-        for start in range(0, len(items), self._max_size):
-            chunk = items[start : start + self._max_size]
-            results, elapsed = await _call_in_executor(self._fn, chunk, self._executor)
-            if self._observer is not None:
-                self._observer(len(chunk), elapsed)
-            out.extend(results)
+        with self._bound.hold(len(items)):
+            # Chunking keeps one caller from sending the model a batch bigger than configured.
+            for start in range(0, len(items), self._max_size):
+                chunk = items[start : start + self._max_size]
+                results, elapsed = await _call_in_executor(self._fn, chunk, self._executor)
+                if self._observer is not None:
+                    self._observer(len(chunk), elapsed)
+                out.extend(results)
         return out
 
     async def aclose(self) -> None:
@@ -92,6 +135,8 @@ class MicroBatcher(Generic[T, R]):
     The first item of a batch waits at most `max_wait_s` for company; a full batch goes at once.
     The batch function runs in `executor` so the event loop keeps serving requests meanwhile.
     An exception of the batch function fails every caller of that batch, and only that batch.
+    With `max_pending`, at most that many items wait (queued or in the running batch); a caller
+    that would pass it gets BatchQueueFullError at once instead of a place in the queue.
     """
 
     def __init__(
@@ -102,6 +147,7 @@ class MicroBatcher(Generic[T, R]):
         max_wait_s: float,
         executor: Executor | None = None,
         observer: BatchObserver | None = None,
+        max_pending: int | None = None,
     ) -> None:
         if max_size < 1:
             raise ValueError(f"max_size must be at least 1, got {max_size}")
@@ -113,30 +159,39 @@ class MicroBatcher(Generic[T, R]):
         self._executor = executor
         self._observer = observer
         self._queue: asyncio.Queue[_Pending[T, R]] = asyncio.Queue()
+        self._bound = _PendingBound(max_pending)
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
+    @property
+    def pending(self) -> int:
+        """Items of callers still waiting for their results (queued or in the running batch)."""
+        return self._bound.pending
+
     async def run(self, items: Sequence[T]) -> list[R]:
+        """Results for `items`, in order; raises BatchQueueFullError when over `max_pending`."""
         if self._closed:
             raise BatcherClosedError(
                 "the micro-batcher is closed (shutting down); retry on another instance"
             )
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="micro-batcher")
-        loop = asyncio.get_running_loop()
-        pending = [_Pending(item, loop.create_future()) for item in items]
-        for p in pending:
-            self._queue.put_nowait(p)
-        try:
-            return list(await asyncio.gather(*(p.future for p in pending)))
-        except BaseException:
-            # A failed or cancelled caller withdraws its other items so none run for nobody,
-            # and reads their exceptions so asyncio does not log them as never retrieved.
+        with self._bound.hold(len(items)):
+            if self._task is None:
+                self._task = asyncio.create_task(self._loop(), name="micro-batcher")
+            loop = asyncio.get_running_loop()
+            pending = [_Pending(item, loop.create_future()) for item in items]
             for p in pending:
-                if p.future.done() and not p.future.cancelled():
-                    p.future.exception()
-                p.future.cancel()
-            raise
+                self._queue.put_nowait(p)
+            try:
+                return list(await asyncio.gather(*(p.future for p in pending)))
+            except BaseException:
+                # A failed or cancelled caller withdraws its other items so none run for
+                # nobody, and reads their exceptions so asyncio does not log them as never
+                # retrieved.
+                for p in pending:
+                    if p.future.done() and not p.future.cancelled():
+                        p.future.exception()
+                    p.future.cancel()
+                raise
 
     async def aclose(self) -> None:
         self._closed = True
@@ -159,7 +214,8 @@ class MicroBatcher(Generic[T, R]):
                 break
             try:
                 batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
+            # asyncio's own TimeoutError: on Python 3.10 it is not the builtin one.
+            except asyncio.TimeoutError:
                 break
         return [p for p in batch if not p.future.done()]
 
@@ -196,13 +252,21 @@ def batch_runner(
     cross_caller: bool,
     executor: Executor | None = None,
     observer: BatchObserver | None = None,
+    max_pending: int | None = None,
 ) -> BatchRunner[T, R]:
     """A MicroBatcher when `cross_caller` is on, else a DirectRunner with the same limits."""
     if cross_caller:
         return MicroBatcher(
-            fn, max_size=max_size, max_wait_s=max_wait_s, executor=executor, observer=observer
+            fn,
+            max_size=max_size,
+            max_wait_s=max_wait_s,
+            executor=executor,
+            observer=observer,
+            max_pending=max_pending,
         )
-    return DirectRunner(fn, max_size=max_size, executor=executor, observer=observer)
+    return DirectRunner(
+        fn, max_size=max_size, executor=executor, observer=observer, max_pending=max_pending
+    )
 
 
 __all__ = [

@@ -10,6 +10,16 @@ from stream.api.service import WorkItem
 from stream.api.settings import ApiSettings
 
 
+def _is_unicode(text: str) -> bool:
+    # JSON's \ud800 escapes decode to lone surrogates, which are not Unicode text: the
+    # tokenizer refuses them, and they cannot be written back out as UTF-8.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _from_message(index: int, message: EmailIn | TicketIn | ArticleIn) -> WorkItem:
     return WorkItem(
         index=index, text=message.text_for_models(), message_id=message.id, kind=message.kind
@@ -42,6 +52,15 @@ def work_items(body: PredictRequest, settings: ApiSettings) -> list[WorkItem]:
                     "index": item.index,
                     "reason": "empty_text",
                     "message": f"item {item.index}: {what}",
+                }
+            )
+        elif not _is_unicode(item.text):
+            problems.append(
+                {
+                    "index": item.index,
+                    "reason": "invalid_text",
+                    "message": f"item {item.index}: text has a lone surrogate (an unpaired "
+                    "\\ud800-\\udfff escape), which is not Unicode text; send text as UTF-8",
                 }
             )
         elif len(item.text) > settings.max_text_chars:

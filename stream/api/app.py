@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -12,16 +11,20 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stream.api._items import work_items
-from stream.api._middleware import BodyLimitMiddleware, RequestMetricsMiddleware
+from stream.api._middleware import (
+    ApiKeyMiddleware,
+    BodyLimitMiddleware,
+    OverloadMiddleware,
+    RequestMetricsMiddleware,
+)
 from stream.api.errors import (
     ApiError,
     InvalidJsonError,
     InvalidRequestError,
-    UnauthorizedError,
 )
 from stream.api.metrics import ApiMetrics
 from stream.api.payloads import (
@@ -50,9 +53,16 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         401: "An API key is required and missing or wrong.",
         413: "The body or the batch is over its limit.",
         422: "The JSON does not match the schema, or an item is empty or too long.",
-        503: "The models are loading or failed to load.",
+        503: "The models are loading or failed to load (not_ready), too many requests are in "
+        "progress (overloaded), or too many items wait for the model (queue_full); retry "
+        "after Retry-After seconds.",
+        504: "The request was not answered within TEXTROUTE_API_REQUEST_TIMEOUT_S.",
     }.items()
 }
+
+#: Answered without an API key, and (the first three) without the concurrency limit and timeout.
+_PROBES = ("/healthz", "/readyz", "/metrics")
+_DOCS = ("/docs", "/docs/oauth2-redirect", "/openapi.json")
 
 _HTTP_CODES = {
     404: "not_found",
@@ -62,8 +72,7 @@ _HTTP_CODES = {
 
 
 def _error_response(error: ApiError) -> JSONResponse:
-    headers = {"Retry-After": "5"} if error.status_code == 503 else None
-    return JSONResponse(error.body(), status_code=error.status_code, headers=headers)
+    return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers())
 
 
 def _validation_error(exc: RequestValidationError) -> ApiError:
@@ -100,6 +109,16 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's answer when decoding the body fails other than as a JSON syntax error:
+            # not UTF-8, nested too deeply, or an integer longer than Python parses.
+            return _error_response(
+                InvalidJsonError(
+                    "the request body cannot be read as JSON (not UTF-8, nested too deeply, "
+                    "or a number too long); send a JSON object with "
+                    "Content-Type: application/json"
+                )
+            )
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = str(exc.detail)
         body = {"error": {"code": code, "message": message}}
@@ -123,27 +142,25 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_unexpected)
 
 
-def _api_key_guard(settings: ApiSettings) -> Callable[[str | None], Awaitable[None]]:
-    """A dependency that checks the API key when one is configured, and does nothing otherwise."""
+def _documented_auth(settings: ApiSettings) -> Callable[..., Awaitable[None]]:
+    """A dependency that only declares the API-key schemes in the OpenAPI document (so /docs
+    has an Authorize button): ApiKeyMiddleware has checked the key before the body was read."""
+    bearer = HTTPBearer(
+        auto_error=False, description="`Authorization: Bearer KEY` (TEXTROUTE_API_API_KEY)."
+    )
     header = APIKeyHeader(
         name=settings.api_key_header,
         auto_error=False,
-        description="Required when the server has TEXTROUTE_API_API_KEY set.",
+        description="The key in this header instead of Authorization.",
     )
-    expected = settings.api_key.get_secret_value().encode() if settings.api_key else None
 
-    async def guard(key: str | None = Security(header)) -> None:
-        if expected is None:
-            return
-        if key is None:
-            raise UnauthorizedError(
-                f"this server requires an API key: send it in the {settings.api_key_header} header"
-            )
-        # Constant-time comparison so response timing does not leak the key.
-        if not hmac.compare_digest(key.encode(), expected):
-            raise UnauthorizedError(f"the API key in {settings.api_key_header} is not valid")
+    async def declared(
+        _bearer: HTTPAuthorizationCredentials | None = Security(bearer),
+        _key: str | None = Security(header),
+    ) -> None:
+        return None
 
-    return guard
+    return declared
 
 
 ResultT = TypeVar("ResultT", bound=ItemRef)
@@ -174,8 +191,11 @@ def _results(
 
 
 def _v1_router(settings: ApiSettings, service: ModelService, metrics: ApiMetrics) -> APIRouter:
+    declared = settings.effective_api_key() is not None
     router = APIRouter(
-        prefix="/v1", dependencies=[Depends(_api_key_guard(settings))], responses=_ERROR_RESPONSES
+        prefix="/v1",
+        dependencies=[Depends(_documented_auth(settings))] if declared else [],
+        responses=_ERROR_RESPONSES,
     )
 
     @router.post("/classify", response_model=ClassifyResponse, tags=["inference"])
@@ -245,8 +265,25 @@ def create_app(settings: ApiSettings, predictor_loader: Loader | None = None) ->
     app.state.service = service
     app.state.metrics = metrics
     _install_error_handlers(app)
+    # The last added runs outermost: metrics count every answer; a request without the key is
+    # refused before it takes a place among the requests in progress; the timeout covers
+    # reading the body.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    # The last added runs outermost, so the 413s of the size check are counted too.
+    app.add_middleware(
+        OverloadMiddleware,
+        max_in_flight=settings.max_concurrent_requests,
+        timeout_s=settings.request_timeout_s,
+        exempt_paths=_PROBES,
+        metrics=metrics,
+    )
+    key = settings.effective_api_key()
+    if key is not None:
+        app.add_middleware(
+            ApiKeyMiddleware,
+            key=key,
+            header=settings.api_key_header,
+            open_paths=_PROBES + _DOCS,
+        )
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.include_router(_v1_router(settings, service, metrics))
 

@@ -62,6 +62,35 @@ def serve(
     max_body_bytes: Annotated[
         int | None, typer.Option(help="Largest request body (env TEXTROUTE_API_MAX_BODY_BYTES).")
     ] = None,
+    max_concurrent: Annotated[
+        int | None,
+        typer.Option(
+            help="Most requests in progress; more get 503 "
+            "(env TEXTROUTE_API_MAX_CONCURRENT_REQUESTS, default 64)."
+        ),
+    ] = None,
+    request_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds before an unanswered request gets 504 "
+            "(env TEXTROUTE_API_REQUEST_TIMEOUT_S, default 30)."
+        ),
+    ] = None,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the API key, e.g. a mounted secret "
+            "(env TEXTROUTE_API_API_KEY_FILE; or the key itself in TEXTROUTE_API_API_KEY)."
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Serve a non-loopback --host without an API key (env TEXTROUTE_API_INSECURE); "
+            "refused otherwise.",
+        ),
+    ] = False,
     log_level: Annotated[
         str | None,
         typer.Option(help="debug, info, warning or error (env TEXTROUTE_API_LOG_LEVEL)."),
@@ -69,8 +98,9 @@ def serve(
 ) -> None:
     """Serve the HTTP API (classify, entities, route) with uvicorn.
 
-    Also /healthz, /readyz, /metrics and OpenAPI docs at /docs. The API key is read from
-    TEXTROUTE_API_API_KEY only, so it never shows in the process list.
+    Also /healthz, /readyz, /metrics and OpenAPI docs at /docs, which need no key. The API key
+    is read from TEXTROUTE_API_API_KEY or the file TEXTROUTE_API_API_KEY_FILE names, so it
+    never shows in the process list; a host other than loopback is refused without one.
     """
     from pydantic import ValidationError
 
@@ -91,11 +121,16 @@ def serve(
         "max_items": max_items,
         "max_text_chars": max_text_chars,
         "max_body_bytes": max_body_bytes,
+        "max_concurrent_requests": max_concurrent,
+        "request_timeout_s": request_timeout,
+        "api_key_file": api_key_file,
         "log_level": log_level,
     }
     overrides = {name: value for name, value in flags.items() if value is not None}
     if no_ner:
         overrides["ner_dir"] = None
+    if insecure:
+        overrides["insecure"] = True
     try:
         settings = ApiSettings(**overrides)
     except ValidationError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from stream.errors import StreamError
+from stream.errors import StreamConfigError, StreamError
 
 
 class ApiError(StreamError):
@@ -12,11 +12,19 @@ class ApiError(StreamError):
 
     status_code: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
+    #: Seconds a client should wait before retrying (the Retry-After header); None: no header.
+    retry_after_s: ClassVar[int | None] = None
 
     def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
+
+    def headers(self) -> dict[str, str]:
+        """Headers the error response carries besides its content type."""
+        if self.retry_after_s is None:
+            return {}
+        return {"Retry-After": str(self.retry_after_s)}
 
     def body(self) -> dict[str, Any]:
         """The JSON error body: {"error": {"code", "message", "details"}}."""
@@ -60,6 +68,9 @@ class UnauthorizedError(ApiError):
     status_code = 401
     code = "unauthorized"
 
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
 
 class ModelNotConfiguredError(ApiError):
     """The endpoint needs a model (e.g. NER) that this server was started without."""
@@ -73,6 +84,38 @@ class NotReadyError(ApiError):
 
     status_code = 503
     code = "not_ready"
+    retry_after_s = 5
+
+
+class OverloadedError(ApiError):
+    """TEXTROUTE_API_MAX_CONCURRENT_REQUESTS requests are already in progress."""
+
+    status_code = 503
+    code = "overloaded"
+    retry_after_s = 1
+
+
+class QueueFullError(ApiError):
+    """TEXTROUTE_API_BATCH_QUEUE_MAX_ITEMS items already wait for the model."""
+
+    status_code = 503
+    code = "queue_full"
+    retry_after_s = 1
+
+
+class ShuttingDownError(ApiError):
+    """The server is stopping and takes no new work."""
+
+    status_code = 503
+    code = "shutting_down"
+    retry_after_s = 5
+
+
+class RequestTimeoutError(ApiError):
+    """The request was not answered within TEXTROUTE_API_REQUEST_TIMEOUT_S."""
+
+    status_code = 504
+    code = "timeout"
 
 
 class ModelLoadFailedError(StreamError):
@@ -81,3 +124,7 @@ class ModelLoadFailedError(StreamError):
 
 class ServerStartError(StreamError):
     """The API server did not start listening (port in use, bad host)."""
+
+
+class ApiConfigError(StreamConfigError):
+    """The API settings are unsafe to start with, e.g. a public address without an API key."""

@@ -36,6 +36,12 @@ class ApiMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.in_flight = Gauge(
+            "textroute_api_requests_in_flight",
+            "Requests in progress (probes and metrics not counted); at "
+            "TEXTROUTE_API_MAX_CONCURRENT_REQUESTS new ones get 503.",
+            registry=self.registry,
+        )
         self.items = Counter(
             "textroute_api_items",
             "Texts and messages processed, by endpoint and outcome (ok or the error reason).",

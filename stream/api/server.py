@@ -7,8 +7,10 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+import structlog
+
 from stream.api.app import create_app
-from stream.api.errors import ServerStartError
+from stream.api.errors import ApiConfigError, ServerStartError
 from stream.api.settings import ApiSettings
 from stream.logs import configure_logging
 from stream.models import Loader
@@ -16,10 +18,32 @@ from stream.models import Loader
 if TYPE_CHECKING:
     import uvicorn
 
+log = structlog.get_logger("textroute.api")
+
+
+def check_exposure(settings: ApiSettings) -> None:
+    """Refuse to serve a non-loopback address without an API key, unless `insecure` says so."""
+    if settings.binds_loopback() or settings.effective_api_key() is not None:
+        return
+    if settings.insecure:
+        log.warning(
+            "api.insecure",
+            host=settings.host,
+            message="serving without an API key on a non-loopback address",
+        )
+        return
+    raise ApiConfigError(
+        f"refusing to serve on {settings.host}, which is not a loopback address, without an "
+        "API key: set TEXTROUTE_API_API_KEY or TEXTROUTE_API_API_KEY_FILE, or pass --insecure "
+        "(TEXTROUTE_API_INSECURE=true) to let anyone who can reach it use it"
+    )
+
 
 def _config(settings: ApiSettings, loader: Loader | None) -> uvicorn.Config:
     import uvicorn
 
+    # Checked here, where both ways of serving start, so neither binds before it is safe.
+    check_exposure(settings)
     return uvicorn.Config(
         create_app(settings, loader),
         host=settings.host,
@@ -34,7 +58,10 @@ def _config(settings: ApiSettings, loader: Loader | None) -> uvicorn.Config:
 
 
 def serve(settings: ApiSettings, *, loader: Loader | None = None) -> None:
-    """Serve until SIGINT/SIGTERM; in-flight requests get up to 10 s to finish."""
+    """Serve until SIGINT/SIGTERM; in-flight requests get up to 10 s to finish.
+
+    Raises ApiConfigError, before binding, for a non-loopback host without an API key.
+    """
     import uvicorn
 
     configure_logging(settings.log_level.upper(), json=settings.log_json)

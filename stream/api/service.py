@@ -15,11 +15,17 @@ import structlog
 from schemas.entities import Classification, Entity
 from schemas.events import ModelRef
 from schemas.messages import MessageKind
-from stream.api.errors import ModelNotConfiguredError, NotReadyError
+from stream.api.errors import (
+    ModelNotConfiguredError,
+    NotReadyError,
+    QueueFullError,
+    ShuttingDownError,
+)
 from stream.api.metrics import ApiMetrics
 from stream.api.payloads import ItemErrorInfo, ModelInfo, RouteOutcome
 from stream.api.settings import ApiSettings
 from stream.batching import BatchFn, BatchRunner, batch_runner
+from stream.errors import BatcherClosedError, BatchQueueFullError
 from stream.models import Loader, ReloadingModels, Validator, inference_loader
 from stream.routing import Router, RoutingRules, load_rules
 from stream.worker import (
@@ -58,6 +64,18 @@ def _info(model: Classifier | EntityTagger) -> ModelInfo:
 def _ref(model: Classifier | EntityTagger) -> ModelRef:
     manifest = model.manifest
     return ModelRef(name=manifest.name, version=manifest.version, backend=model.backend_name)
+
+
+async def _run(runner: BatchRunner[str, _R], items: Sequence[WorkItem]) -> Sequence[_R]:
+    """The runner's results for the items' texts; its refusals as the API's 503s."""
+    try:
+        return await runner.run([item.text for item in items])
+    except BatchQueueFullError as exc:
+        raise QueueFullError(f"{exc} (TEXTROUTE_API_BATCH_QUEUE_MAX_ITEMS)") from exc
+    except BatcherClosedError as exc:
+        raise ShuttingDownError(
+            "the server is shutting down and takes no new work; retry on another instance"
+        ) from exc
 
 
 def _label_check(rules: RoutingRules) -> Validator:
@@ -170,6 +188,7 @@ class ModelService:
             cross_caller=settings.batching,
             executor=self._executor,
             observer=observe,
+            max_pending=settings.batch_queue_max_items,
         )
 
     async def _reload_loop(self) -> None:
@@ -227,14 +246,14 @@ class ModelService:
         """A classification or an error for each item, in order."""
         self._current()
         assert self._classify is not None
-        results = await self._classify.run([item.text for item in items])
+        results = await _run(self._classify, items)
         return [r if isinstance(r, Classification) else _error_info(r) for r in results]
 
     async def entities(self, items: Sequence[WorkItem]) -> list[list[Entity] | ItemErrorInfo]:
         """Entities or an error for each item, in order."""
         self.ner_info()
         assert self._entities is not None
-        results = await self._entities.run([item.text for item in items])
+        results = await _run(self._entities, items)
         return [r if isinstance(r, list) else _error_info(r) for r in results]
 
     async def route(self, items: Sequence[WorkItem]) -> list[RouteOutcome | ItemErrorInfo]:
@@ -245,11 +264,11 @@ class ModelService:
         found: list[list[Entity] | ItemErrorInfo]
         classes: list[Classification | ItemErrorInfo]
         if current.joint is not None and self._joint is not None:
-            both = await self._joint.run([item.text for item in items])
+            both = await _run(self._joint, items)
             classes = [r[0] if isinstance(r, tuple) else _error_info(r) for r in both]
             found = [r[1] if isinstance(r, tuple) else _error_info(r) for r in both]
         elif current.ner is not None:
-            classes, found = await asyncio.gather(self.classify(items), self.entities(items))
+            classes, found = await self._classify_and_tag(items)
         else:
             classes = await self.classify(items)
             found = [[] for _ in items]
@@ -279,6 +298,21 @@ class ModelService:
                 )
             )
         return out
+
+    async def _classify_and_tag(
+        self, items: Sequence[WorkItem]
+    ) -> tuple[list[Classification | ItemErrorInfo], list[list[Entity] | ItemErrorInfo]]:
+        classes = asyncio.ensure_future(self.classify(items))
+        found = asyncio.ensure_future(self.entities(items))
+        try:
+            return await classes, await found
+        except BaseException:
+            # One model refused (e.g. its queue is full) or the request timed out: withdraw
+            # both models' items rather than have them run for a request that already failed.
+            for task in (classes, found):
+                task.cancel()
+            await asyncio.gather(classes, found, return_exceptions=True)
+            raise
 
     async def aclose(self) -> None:
         """Stop reloading, the batch runners and the inference threads."""

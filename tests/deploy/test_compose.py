@@ -28,7 +28,8 @@ NOT_SETTINGS = {
     "TEXTROUTE_TOPIC_MIN_INSYNC_REPLICAS": "create-topics.sh",
 }
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}")
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+GRAFANA_PROVISIONING = ROOT / "deploy" / "grafana"
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -37,7 +38,8 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def _interpolate(value: Any, env: dict[str, str]) -> Any:
-    """Compose's ${VAR}, ${VAR:-default} and ${VAR-default} substitution, recursively."""
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR-default} substitution and $$ escape,
+    recursively; ${VAR:?message} raises KeyError when VAR is unset or empty, as compose fails."""
     if isinstance(value, dict):
         return {k: _interpolate(v, env) for k, v in value.items()}
     if isinstance(value, list):
@@ -46,7 +48,11 @@ def _interpolate(value: Any, env: dict[str, str]) -> Any:
         return value
 
     def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
         name, op, default = m.group(1), m.group(2), m.group(3) or ""
+        if op in (":?", "?") and not env.get(name):
+            raise KeyError(f"required variable {name} is missing a value: {default}")
         if op == ":-":
             return env.get(name) or default
         if op == "-":
@@ -248,6 +254,74 @@ def test_api_publishes_its_port_and_checks_its_health_there(default: dict[str, A
     assert (
         env["TEXTROUTE_HEALTHCHECK_URL"] == f"http://127.0.0.1:{env['TEXTROUTE_API_PORT']}/healthz"
     )
+
+
+def test_the_api_gets_its_key_from_the_environment_and_will_not_start_without_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stream.api.errors import ApiConfigError
+    from stream.api.server import check_exposure
+    from stream.api.settings import ApiSettings
+
+    raw = yaml.safe_load(COMPOSE.read_text())["services"]["api"]["environment"]
+    assert raw["TEXTROUTE_API_API_KEY"] == "${TEXTROUTE_API_API_KEY:-}", "no default key"
+    assert "TEXTROUTE_API_API_KEY_FILE" in raw and raw["TEXTROUTE_API_API_KEY_FILE"] is None
+    assert "TEXTROUTE_API_INSECURE" not in raw
+    for name in [k for k in os.environ if k.startswith("TEXTROUTE_")]:
+        monkeypatch.delenv(name)
+
+    def api_settings(env: dict[str, str]) -> ApiSettings:
+        for name, value in environment(rendered(env)["services"]["api"]).items():
+            if name.startswith("TEXTROUTE_API_"):
+                monkeypatch.setenv(name, value)
+        return ApiSettings()
+
+    unset = api_settings({})
+    assert not unset.binds_loopback()
+    with pytest.raises(ApiConfigError, match="without an API key"):
+        check_exposure(unset)
+    keyed = api_settings({"TEXTROUTE_API_API_KEY": "from-the-shell"})
+    check_exposure(keyed)
+    key = keyed.effective_api_key()
+    assert key is not None and key.get_secret_value() == "from-the-shell"
+
+
+def test_grafana_has_no_default_password_and_no_anonymous_access(tmp_path: Path) -> None:
+    grafana = yaml.safe_load(COMPOSE.read_text())["services"]["grafana"]
+    env = {k: str(v) for k, v in grafana["environment"].items()}
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert "GF_AUTH_ANONYMOUS_ORG_ROLE" not in env
+    [(name, op, default)] = [
+        (m.group(1), m.group(2), m.group(3) or "")
+        for m in _VAR.finditer(env["GF_SECURITY_ADMIN_PASSWORD"])
+    ]
+    assert name == "GRAFANA_ADMIN_PASSWORD"
+    assert op in (":?", "?") or default == "", "the admin password must have no default"
+    for path in GRAFANA_PROVISIONING.rglob("*"):
+        if path.is_file() and path.suffix in (".ini", ".yml", ".yaml"):
+            text = path.read_text().lower()
+            assert "admin_password" not in text and "anonymous" not in text, path
+
+    # The entrypoint guard, run as the container would (image entrypoint stubbed): it refuses
+    # an empty or default password and hands over to Grafana otherwise.
+    shell, flag, script, arg0 = _interpolate(grafana["entrypoint"], {})
+    stub = tmp_path / "run.sh"
+    stub.write_text("#!/bin/sh\necho grafana-started\n")
+    stub.chmod(0o755)
+    script = script.replace("/run.sh", str(stub))
+    for password, starts in (("", False), ("admin", False), ("s3cret-Pa55", True)):
+        proc = subprocess.run(
+            [shell, flag, script, arg0],
+            env={"PATH": os.environ.get("PATH", ""), "GF_SECURITY_ADMIN_PASSWORD": password},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert (proc.returncode == 0) is starts, (password, proc.stderr)
+        if starts:
+            assert proc.stdout.strip() == "grafana-started"
+        else:
+            assert "set GRAFANA_ADMIN_PASSWORD" in proc.stderr
 
 
 def test_worker_and_api_share_models_and_rules(default: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Cross-caller micro-batching: who shares a batch, ordering, failures, cancellation, closing."""
+"""Cross-caller micro-batching: who shares a batch, ordering, failures, cancellation, closing,
+and the bound on waiting items."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 from stream.batching import DirectRunner, MicroBatcher, batch_runner
-from stream.errors import BatcherClosedError, BatchSizeMismatchError
+from stream.errors import BatcherClosedError, BatchQueueFullError, BatchSizeMismatchError
 
 
 class Recorder:
@@ -134,3 +135,66 @@ def test_invalid_limits_are_rejected() -> None:
         MicroBatcher(Recorder(), max_size=0, max_wait_s=0.01)
     with pytest.raises(ValueError, match="max_wait_s"):
         MicroBatcher(Recorder(), max_size=1, max_wait_s=-1)
+    with pytest.raises(ValueError, match="max_pending"):
+        MicroBatcher(Recorder(), max_size=1, max_wait_s=0.01, max_pending=0)
+
+
+class Gate:
+    """A batch function that blocks until released, so callers pile up behind a running batch."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, items: Sequence[str]) -> list[str]:
+        self.entered.set()
+        assert self.release.wait(timeout=30), "the test never released the gate"
+        return [f"{item}!" for item in items]
+
+
+@pytest.mark.parametrize("cross_caller", [True, False], ids=["micro-batcher", "direct"])
+async def test_a_full_queue_refuses_new_work_at_once_and_takes_work_again_once_drained(
+    cross_caller: bool,
+) -> None:
+    gate = Gate()
+    runner = batch_runner(
+        gate, max_size=2, max_wait_s=0.0, cross_caller=cross_caller, max_pending=3
+    )
+    busy = asyncio.create_task(runner.run(["a", "b"]))
+    queued = asyncio.create_task(runner.run(["c"]))
+    await asyncio.to_thread(gate.entered.wait, 10)
+    await asyncio.sleep(0)  # let `queued` take its place
+
+    # Refused without waiting for the running batch: the gate is still closed.
+    with pytest.raises(BatchQueueFullError, match=r"3 items already wait .* limit of 3"):
+        await asyncio.wait_for(runner.run(["d"]), timeout=1)
+
+    gate.release.set()
+    assert await busy == ["a!", "b!"]
+    assert await queued == ["c!"]
+    assert await runner.run(["e", "f", "g"]) == ["e!", "f!", "g!"]
+    await runner.aclose()
+
+
+async def test_a_call_larger_than_the_bound_is_refused_as_never_fitting() -> None:
+    batcher = MicroBatcher(Recorder(), max_size=4, max_wait_s=0.0, max_pending=2)
+    with pytest.raises(BatchQueueFullError, match="can never fit"):
+        await batcher.run(["a", "b", "c"])
+    assert await batcher.run(["a", "b"]) == ["a!", "b!"]
+    await batcher.aclose()
+
+
+async def test_cancelled_and_failed_callers_give_their_places_back() -> None:
+    batcher = MicroBatcher(Recorder(fail_on="poison"), max_size=8, max_wait_s=0.2, max_pending=2)
+    gone = asyncio.create_task(batcher.run(["gone", "also"]))
+    await asyncio.sleep(0)
+    assert batcher.pending == 2
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert batcher.pending == 0
+    with pytest.raises(ValueError, match="poison"):
+        await batcher.run(["poison", "x"])
+    assert batcher.pending == 0
+    assert await batcher.run(["ok", "ok2"]) == ["ok!", "ok2!"]
+    await batcher.aclose()

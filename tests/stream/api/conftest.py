@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import httpx
 import pytest
 
 from stream.api import ApiSettings, BackgroundServer
-from stream.models import Loader
+from stream.models import Loader, inference_loader
 
 StartApi = Callable[..., BackgroundServer]
 
@@ -61,6 +63,78 @@ def sample(metrics_text: str, name: str, **labels: str) -> float:
             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                 return float(s.value)
     return 0.0
+
+
+def read_response(sock: socket.socket) -> tuple[int, bytes]:
+    """The status code and body of one HTTP/1.1 response with a Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection without an answer: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    while len(body) < int(headers["content-length"]):
+        body += sock.recv(65536)
+    return int(lines[0].split()[1]), body
+
+
+def raw_post_head(path: str, length: int, extra: str = "") -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n{extra}\r\n"
+    ).encode("ascii")
+
+
+class Gate:
+    """Holds every model call until released, so requests stay in flight as long as a test
+    needs; `entered` is set once a call is waiting at the gate."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def wait(self) -> None:
+        self.entered.set()
+        if not self.release.wait(timeout=60):
+            raise TimeoutError("the test never opened the gate")
+
+    def loader(self) -> Loader:
+        """The real inference loader, its models' calls held at this gate."""
+        real = inference_loader()
+
+        def load(path: Path) -> Any:
+            return GatedModel(real(path), self)
+
+        return load
+
+
+class GatedModel:
+    """A real loaded model whose classify and entities calls wait at a Gate first."""
+
+    def __init__(self, model: Any, gate: Gate) -> None:
+        self._model = model
+        self._gate = gate
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def classify(self, texts: Sequence[object]) -> Any:
+        self._gate.wait()
+        return self._model.classify(texts)
+
+    def entities(self, texts: Sequence[object]) -> Any:
+        self._gate.wait()
+        return self._model.entities(texts)
+
+
+@pytest.fixture
+def gate() -> Iterator[Gate]:
+    """A Gate that is opened after the test, so no inference thread is left waiting."""
+    g = Gate()
+    yield g
+    g.release.set()
 
 
 @pytest.fixture

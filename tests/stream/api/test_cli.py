@@ -33,7 +33,10 @@ def cli() -> typer.Typer:
 def test_register_adds_serve_with_its_flags() -> None:
     result = CliRunner().invoke(cli(), ["serve", "--help"])
     assert result.exit_code == 0, result.output
-    for flag in ("--port", "--classifier", "--ner", "--no-ner", "--rules", "--no-batching"):
+    for flag in (
+        "--port", "--classifier", "--ner", "--no-ner", "--rules", "--no-batching",
+        "--insecure", "--api-key-file", "--max-concurrent", "--request-timeout",
+    ):  # fmt: skip
         assert flag in result.output
     assert "TEXTROUTE_API_API_KEY" in result.output
 

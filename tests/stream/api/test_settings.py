@@ -25,6 +25,30 @@ def test_settings_come_from_textroute_api_env_vars(monkeypatch: pytest.MonkeyPat
     assert "k" not in repr(settings.api_key)
 
 
+def test_protection_settings_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text("secret-from-file\n", encoding="utf-8")
+    monkeypatch.setenv("TEXTROUTE_API_API_KEY_FILE", str(key_file))
+    monkeypatch.setenv("TEXTROUTE_API_INSECURE", "true")
+    monkeypatch.setenv("TEXTROUTE_API_MAX_CONCURRENT_REQUESTS", "3")
+    monkeypatch.setenv("TEXTROUTE_API_REQUEST_TIMEOUT_S", "2.5")
+    monkeypatch.setenv("TEXTROUTE_API_BATCH_QUEUE_MAX_ITEMS", "100")
+    settings = ApiSettings()
+    key = settings.effective_api_key()
+    assert key is not None and key.get_secret_value() == "secret-from-file"
+    assert settings.api_key is None and "secret" not in repr(settings)
+    assert settings.insecure is True
+    assert (settings.max_concurrent_requests, settings.request_timeout_s) == (3, 2.5)
+    assert settings.batch_queue_max_items == 100
+
+
+def test_the_batch_queue_must_hold_one_full_request() -> None:
+    with pytest.raises(ValidationError, match=r"batch_queue_max_items \(10\) must be at least"):
+        ApiSettings(max_items=64, batch_queue_max_items=10)
+
+
 def test_empty_env_values_switch_optional_parts_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEXTROUTE_API_NER_DIR", "")
     monkeypatch.setenv("TEXTROUTE_API_API_KEY", "")
@@ -47,6 +71,9 @@ def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
         {"batch_max_wait_ms": -1},
         {"log_level": "loud"},
         {"inference_threads": 0},
+        {"max_concurrent_requests": 0},
+        {"request_timeout_s": 0},
+        {"batch_queue_max_items": 0},
     ],
 )
 def test_out_of_range_values_are_refused(field: dict[str, object]) -> None:
