@@ -33,9 +33,6 @@ from rich.console import Console
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
-# Run as `python bench/inference.py`, bench/ comes first on sys.path and bench/stream.py would
-# shadow the `stream` package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ag_news" / "test.csv"
 console = Console(width=120)
 
@@ -452,7 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 classifier, ner, texts, batches, args.threads, args.repeat, args.concurrency
             )
     # PyTorch after every ONNX run: once its OpenMP threads had worked in this process, ONNX
-    # Runtime ran about 10% slower in a quick check (bench/RESULTS.md, session 4).
+    # Runtime ran about 10% slower in a quick check (bench/RESULTS.md, "Inference speed
+    # (`bench/inference.py`)").
     for kind, artifact in kinds:
         measured[kind] = (
             bench_torch(kind, artifact, texts, batches, args.threads, args.naive_limit, args.repeat)

@@ -15,10 +15,10 @@ In one run, on the same messages, through the same broker, measures:
 
 Targets on a 2-core machine: worker >= 5x naive and >= 80% of bare throughput.
 
-    python bench/stream.py --classifier models/classifier --ner models/ner --messages 2000
-    python bench/stream.py ... --multitask models/multitask   # adds the one-encoder worker
-    python bench/stream.py --smoke            # tiny trained models (a multitask one too)
-    python bench/stream.py ... --write-results   # append the table to bench/RESULTS.md
+    python bench/stream_throughput.py --classifier models/classifier --ner models/ner
+    python bench/stream_throughput.py ... --multitask models/multitask  # the one-encoder worker
+    python bench/stream_throughput.py --smoke     # tiny trained models (a multitask one too)
+    python bench/stream_throughput.py ... --write-results   # append to bench/RESULTS.md
 """
 
 from __future__ import annotations
@@ -45,11 +45,6 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-
-# Run as a script, this file's directory comes first on the import path, and its name would
-# shadow the `stream` package.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 from schemas.artifact import read_manifest
 from schemas.messages import MESSAGE_TYPES, ArticleMessage, MessageKind
@@ -109,7 +104,7 @@ def model_text(record: SampleRecord) -> str:
     return MESSAGE_TYPES[record.kind].model_validate_json(record.value).text_for_models()
 
 
-# ---- the naive consumer (run as a subprocess: `python bench/stream.py naive ...`) -----------
+# ---- the naive consumer (a subprocess: `python bench/stream_throughput.py naive ...`) ----
 
 
 async def naive_consumer(args: argparse.Namespace) -> None:

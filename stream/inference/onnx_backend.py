@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import onnxruntime as ort
 
 #: ONNX Runtime fusions left out at session load. Measured on MiniLM int8 (bench/onnx_profile.py;
-#: bench/RESULTS.md, "Session 4: slow fused kernels left out"): its CPU SkipLayerNormalization
+#: bench/RESULTS.md, "Kernels tried and left out"): its CPU SkipLayerNormalization
 #: kernel took 19% of a batch and BiasGelu 9%, where LayerNormalization and Gelu take 3% and 7%.
 SLOW_FUSIONS = ("SkipLayerNormFusion", "BiasGeluFusion")
 

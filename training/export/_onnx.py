@@ -104,8 +104,8 @@ def optimize(src: Path, dst: Path, config: Any) -> bool:
         return False
     heads = int(getattr(config, "num_attention_heads", 0) or getattr(config, "n_heads", 0))
     hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "dim", 0))
-    # Measured on MiniLM int8 (bench/onnx_profile.py; bench/RESULTS.md, "Session 4: slow fused
-    # kernels left out"): the fused SkipLayerNormalization, BiasGelu and QAttention CPU kernels
+    # Measured on MiniLM int8 (bench/onnx_profile.py; bench/RESULTS.md, "Kernels tried and left
+    # out"): the fused SkipLayerNormalization, BiasGelu and QAttention CPU kernels
     # are slower than the plain ops they replace (the Q/K/V projections then quantize as
     # ordinary int8 matmuls); +24% texts/s on one thread.
     fusions = FusionOptions("bert")
