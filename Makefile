@@ -28,8 +28,8 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not integration and not slow"
 
 lint: setup
-	$(BIN)/ruff check schemas training stream tests bench
-	$(BIN)/ruff format --check schemas training stream tests bench
+	$(BIN)/ruff check schemas inference training stream tests bench
+	$(BIN)/ruff format --check schemas inference training stream tests bench
 
 typecheck: setup
 	$(BIN)/mypy

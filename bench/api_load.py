@@ -246,8 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.smoke_dir is not None:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from inference import build_smoke_artifacts  # bench/inference.py
+        from training.smoke import build_smoke_artifacts
 
         classifier, _ = build_smoke_artifacts(args.smoke_dir)
     elif args.classifier is not None:

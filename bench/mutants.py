@@ -1,8 +1,8 @@
 """Guard removals: delete each at-least-once guard in a copy of the tree and run the tests that
 must catch it; a mutant whose tests still pass is a guard nothing checks.
 
-Each mutant names one guard of the stream's delivery or processing path (stream/app.py,
-stream/worker.py, stream/models.py, stream/runner.py), the exact source it removes or changes,
+Each mutant names one guard of the stream's delivery or processing path (stream/faust_app.py,
+stream/processor.py, stream/models.py, stream/worker.py), the exact source it removes or changes,
 and the tests that pin it. The copy is made once (the files git tracks or would add, without
 .venv or models), each mutant is applied to it alone, its tests run with that copy first on
 the import path (worker subprocesses inherit it), and the file is restored.
@@ -51,15 +51,15 @@ class Mutant:
 
 FAULTS = "tests/stream/test_delivery_faults.py"
 INTEGRATION = "tests/stream/test_worker_integration.py"
-AGENT = "tests/stream/test_router_agent.py"
-WORKER = "tests/stream/test_worker.py"
+AGENT = "tests/stream/test_faust_app.py"
+WORKER = "tests/stream/test_processor.py"
 PROPERTIES = "tests/stream/test_processor_properties.py"
 MODELS = "tests/stream/test_models.py"
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="ack-before-delivery",
-        path="stream/app.py",
+        path="stream/faust_app.py",
         old="                for event in events:\n                    event.message.incref()\n",
         new="",
         tests=(
@@ -70,7 +70,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="ack-without-waiting-for-the-broker",
-        path="stream/app.py",
+        path="stream/faust_app.py",
         old="        await asyncio.gather(*futures)\n",
         new="",
         tests=(f"{AGENT}::test_inputs_are_acked_only_after_the_broker_acknowledged_every_output",),
@@ -78,7 +78,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="produce-failure-noticed-one-batch-late",
-        path="stream/app.py",
+        path="stream/faust_app.py",
         old="                delivering.add_done_callback(self._on_delivered)\n",
         new="",
         tests=(
@@ -88,7 +88,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="sigterm-abandons-the-last-delivery",
-        path="stream/app.py",
+        path="stream/faust_app.py",
         old=(
             "            if self.failure is None:\n                await self._settle(delivering)\n"
         ),
@@ -100,7 +100,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="event-encoded-outside-the-record-guard",
-        path="stream/worker.py",
+        path="stream/processor.py",
         old=(
             '            key = event.message_id.encode("utf-8")\n'
             '            value = event.model_dump_json().encode("utf-8")\n'
@@ -118,7 +118,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="dead-letter-payload-uncapped",
-        path="stream/worker.py",
+        path="stream/processor.py",
         old="        keep = self._limits.dead_letter_payload_bytes\n",
         new="        keep = len(raw)\n",
         tests=(
@@ -129,7 +129,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="huge-integers-parsed",
-        path="stream/worker.py",
+        path="stream/processor.py",
         old="            parse_int=_bounded_int,\n",
         new="",
         tests=(f"{WORKER}::test_numbers_python_reads_but_json_cannot_carry_are_invalid_json",),
@@ -137,7 +137,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="whole-call-failure-not-narrowed-to-items",
-        path="stream/worker.py",
+        path="stream/processor.py",
         old="    except Exception:\n        results = []\n        for text in texts:\n",
         new="    except ZeroDivisionError:\n        results = []\n        for text in texts:\n",
         tests=(f"{WORKER}::test_a_model_failing_on_one_item_dead_letters_only_that_item",),
@@ -145,7 +145,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="parallel-entities-misaligned-after-a-classifier-failure",
-        path="stream/worker.py",
+        path="stream/processor.py",
         old=(
             "            entity_lists = "
             "[e for e, keep in zip(all_entities, ok, strict=True) if keep]\n"
@@ -156,7 +156,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="ner-failure-not-dead-lettered",
-        path="stream/worker.py",
+        path="stream/processor.py",
         old=(
             "            if not isinstance(ents, list):\n"
             '                outputs[item.position] = self._failed(item, "ner", ents)\n'
@@ -168,7 +168,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="batch-bug-loses-the-batch",
-        path="stream/worker.py",
+        path="stream/processor.py",
         old="        except Exception as exc:\n            # A bug outside every",
         new="        except ZeroDivisionError as exc:\n            # A bug outside every",
         tests=(
@@ -191,7 +191,7 @@ MUTANTS: tuple[Mutant, ...] = (
         new="    expected = SLOT_TASKS[slot]\n    return\n",
         tests=(
             f"{MODELS}::test_an_ner_artifact_in_the_classifier_slot_is_refused_at_reload",
-            "tests/stream/test_runner.py",
+            "tests/stream/test_worker.py",
         ),
         guard="a model whose task does not fit its slot is refused at start and at reload",
     ),

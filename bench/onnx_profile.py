@@ -14,7 +14,6 @@ import argparse
 import collections
 import csv
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +32,7 @@ def batches(
 ) -> list[dict[str, np.ndarray]]:
     """Length-sorted, padded input batches (the predictor's bucketing at its best), encoded and
     padded as the stream does."""
-    from stream.inference._encoding import TextEncoder, pad
+    from inference import TextEncoder, pad
 
     encoder = TextEncoder(artifact / "tokenizer.json", max_length, stride=0)
     rows = sorted(
@@ -56,11 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--passes", type=int, default=2, help="Timed passes (profiled).")
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(REPO))
     import onnxruntime as ort
 
+    from inference import SLOW_FUSIONS, session_options
     from schemas.artifact import read_manifest
-    from stream.inference.onnx_backend import SLOW_FUSIONS, session_options
 
     manifest = read_manifest(args.artifact, verify=False)
     graph = args.graph or args.artifact / ("model.onnx" if args.fp32 else "model.int8.onnx")
@@ -68,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         texts = [row[args.text_column] for row in csv.DictReader(fh)][: args.limit]
     feeds = batches(args.artifact, texts, args.batch, manifest.max_length)
 
-    # Spinning, as bench/inference.py measures: this process does nothing but inference.
+    # Spinning, as bench/inference_speed.py measures: this process does nothing but inference.
     options = session_options(threads=args.threads, spin=True)
     options.enable_profiling = True
     session = ort.InferenceSession(

@@ -268,7 +268,7 @@ def bare_inference(
 ) -> SystemResult:
     """The inference layer alone, batched like the worker, on the same texts: the classifier
     and the NER model, or with `multitask` the one classify-and-tag model, one call a batch."""
-    from stream.inference import MultiTaskPredictor, load_predictor
+    from inference import MultiTaskPredictor, load_predictor
 
     if multitask:
         joint = load_predictor(args.multitask)
@@ -359,16 +359,15 @@ def _naive_factory(
 def smoke_models(out: Path) -> tuple[str, str, str, str]:
     """Tiny trained classifier, NER and classify-and-tag artifacts exported to int8, plus rules
     for their labels."""
-    sys.path.insert(0, str(REPO))
-    from tests.fixtures_artifacts import (
+    from training.export import EvalSample, export_artifact
+    from training.tiny import (
         TOPICS,
         build_tiny_classifier,
+        build_tiny_multitask,
         build_tiny_ner,
         ner_sentences,
         topic_texts,
     )
-    from tests.fixtures_multitask import build_tiny_multitask
-    from training.export import EvalSample, export_artifact
 
     classifier = build_tiny_classifier(out / "classifier", steps=30)
     texts, labels = topic_texts(64, seed=2)

@@ -1,9 +1,28 @@
-"""Errors raised when reading or validating shared artifacts."""
+"""textroute's errors: one root, one branch per layer.
+
+Every error textroute raises on purpose is a TextrouteError; the CLI prints it as one line and
+exits 2, the API answers it as JSON, anything else is a bug::
+
+    TextrouteError
+    ├── SchemaError          schemas: artifacts and their manifests
+    │   └── ArtifactError    missing or invalid manifest, missing file, checksum, path outside
+    ├── InferenceError       inference: settings, backends, artifacts it cannot serve
+    │                        (ArtifactUnusableError is also an ArtifactError)
+    ├── StreamError          stream: worker and broker settings, rules, records, the API
+    └── TrainingError        training: data, configuration, loading, export gates
+
+Each layer defines its branch beside its code (inference.errors, stream.errors,
+training.errors); this module holds the root and the schemas' own errors.
+"""
 
 from __future__ import annotations
 
 
-class SchemaError(Exception):
+class TextrouteError(Exception):
+    """Base class of every error textroute raises on purpose."""
+
+
+class SchemaError(TextrouteError):
     """Base class for errors of the shared schemas package."""
 
 

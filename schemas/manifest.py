@@ -13,7 +13,7 @@ MANIFEST_FILE = "manifest.json"
 MANIFEST_SCHEMA_VERSION = 1
 
 #: How a sequence classifier reads one vector per text from the encoder: [CLS] (the stock
-#: Hugging Face head) or the mean over the tokens (stream.inference.pooling).
+#: Hugging Face head) or the mean over the tokens (inference.pooling).
 Pooling = Literal["cls", "mean"]
 
 

@@ -3,8 +3,8 @@
 from stream.broker import EmbeddedBroker, resolve_broker_bin
 from stream.config import BrokerSettings, EmbeddedBrokerSettings, TopicSettings, WorkerSettings
 from stream.models import ReloadingModels, inference_loader
+from stream.processor import BatchProcessor, BatchResult, InboundRecord, ModelSet
 from stream.routing import Router, RoutingRules, load_rules
-from stream.worker import BatchProcessor, BatchResult, InboundRecord, ModelSet
 
 __all__ = [
     "BatchProcessor",

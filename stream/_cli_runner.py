@@ -8,24 +8,13 @@ import typer
 from rich.console import Console
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
-    from schemas.errors import SchemaError
-    from stream.errors import StreamError
-
-    known: tuple[type[BaseException], ...] = (SchemaError, StreamError)
-    try:  # the training package may be left out of a slim image
-        from training.errors import TrainingError
-    except ModuleNotFoundError:
-        return known
-    return (*known, TrainingError)
-
-
 def run_app(app: typer.Typer) -> None:
     """Invoke `app`; our errors exit 2 with their message, click usage errors keep their own."""
-    known = _known_errors()
+    from schemas.errors import TextrouteError
+
     try:
         app(standalone_mode=False)
-    except known as exc:
+    except TextrouteError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {type(exc).__name__}: {exc}")
         sys.exit(2)
     except typer.Exit as exc:

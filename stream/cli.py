@@ -14,18 +14,32 @@ app = typer.Typer(
 )
 
 
-def _register_all() -> None:
-    from training.cli import register as register_training
+#: Entry-point group through which each installed package adds its commands (pyproject.toml).
+COMMANDS_GROUP = "textroute.commands"
+#: The order of the groups in `textroute --help`: the workflow's order; others follow by name.
+HELP_ORDER = ("train", "export", "stream", "serve")
 
-    register_training(app)
-    for module in ("training.export.cli", "stream.commands", "stream.api.cli"):
+
+def _register_all() -> None:
+    # Entry points keep this CLI from importing any package's commands by name: a serving
+    # install without the training package simply has fewer commands.
+    from importlib.metadata import entry_points
+
+    entries = sorted(
+        entry_points(group=COMMANDS_GROUP),
+        key=lambda e: (
+            HELP_ORDER.index(e.name) if e.name in HELP_ORDER else len(HELP_ORDER),
+            e.name,
+        ),
+    )
+    for entry in entries:
         try:
-            mod = __import__(module, fromlist=["register"])
+            register = entry.load()
         except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue  # that area is not installed in this build
+            if exc.name and entry.value.startswith(exc.name):
+                continue  # that package is not installed in this build
             raise
-        mod.register(app)
+        register(app)
 
 
 _register_all()

@@ -106,7 +106,7 @@ def worker_command(
 ) -> None:
     """Route messages from the inbound topics until SIGTERM (graceful) or SIGKILL."""
     from stream.config import WorkerSettings
-    from stream.runner import run_worker
+    from stream.worker import run_worker
 
     settings = _settings(
         WorkerSettings,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from schemas.errors import TextrouteError
 from schemas.events import DeadLetterReason
 
 
-class StreamError(Exception):
+class StreamError(TextrouteError):
     """Base class of every error the stream package raises on purpose."""
 
 

@@ -14,11 +14,11 @@ from schemas.artifact import read_manifest
 from schemas.manifest import ModelManifest, TaskKind
 from stream.errors import ModelSlotError
 from stream.metrics import StreamMetrics
-from stream.worker import Classifier, EntityTagger, ModelSet
+from stream.processor import Classifier, EntityTagger, ModelSet
 
 log = structlog.get_logger(__name__)
 
-#: Loads one artifact directory into a predictor (stream.inference.load_predictor in production).
+#: Loads one artifact directory into a predictor (inference.load_predictor in production).
 Loader = Callable[[Path], Any]
 #: Checks a candidate model set before it is used (e.g. the rules know the classifier's labels).
 Validator = Callable[[ModelSet], None]
@@ -31,7 +31,7 @@ def inference_loader(*, split_cores: bool = False) -> Loader:
     cores unless TEXTROUTE_INFERENCE_THREADS says otherwise: two sessions each spreading over
     every core would fight for them.
     """
-    from stream.inference import InferenceSettings, load_predictor
+    from inference import InferenceSettings, load_predictor
 
     # InferenceSettings() reads the environment; the empty mapping keeps mypy, which cannot see
     # its Field("...") defaults without pydantic's plugin, from taking every field as required.

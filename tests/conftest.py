@@ -6,115 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from training.tiny import TINY_VOCAB, build_tiny_base_model
+
+__all__ = ["TINY_VOCAB", "build_tiny_base_model"]
+
 pytest_plugins = ["tests.fixtures_artifacts", "tests.fixtures_multitask"]
-
-# A vocabulary big enough for the generated test sentences; unknown words map to [UNK].
-TINY_VOCAB = [
-    "[PAD]",
-    "[UNK]",
-    "[CLS]",
-    "[SEP]",
-    "[MASK]",
-    *"abcdefghijklmnopqrstuvwxyz0123456789.,!?'-:;()$%",
-    "the",
-    "a",
-    "of",
-    "to",
-    "in",
-    "and",
-    "is",
-    "on",
-    "for",
-    "with",
-    "at",
-    "by",
-    "from",
-    "game",
-    "team",
-    "win",
-    "season",
-    "coach",
-    "player",
-    "score",
-    "match",
-    "league",
-    "cup",
-    "market",
-    "stock",
-    "shares",
-    "profit",
-    "bank",
-    "price",
-    "oil",
-    "company",
-    "deal",
-    "sales",
-    "war",
-    "president",
-    "minister",
-    "election",
-    "police",
-    "government",
-    "troops",
-    "talks",
-    "software",
-    "internet",
-    "computer",
-    "space",
-    "nasa",
-    "science",
-    "chip",
-    "phone",
-    "web",
-    "john",
-    "smith",
-    "paris",
-    "london",
-    "google",
-    "apple",
-    "reuters",
-    "berlin",
-    "mary",
-    "who",
-    "what",
-    "where",
-    "when",
-    "did",
-    "was",
-    "visited",
-    "works",
-    "lives",
-    "said",
-    "##s",
-    "##ed",
-    "##ing",
-    "##er",
-    "##ly",
-]
-
-
-def build_tiny_base_model(out: Path, *, seed: int = 0) -> Path:
-    """Save a 2-layer, 32-wide random BERT and its WordPiece tokenizer to `out`."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    out.mkdir(parents=True, exist_ok=True)
-    vocab = out / "vocab.txt"
-    vocab.write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
-    # transformers 5 ignores `vocab_file=` here (leaving 5 special tokens); `vocab=` loads it.
-    tokenizer = BertTokenizerFast(vocab=str(vocab), do_lower_case=True)
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(TINY_VOCAB),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="session")

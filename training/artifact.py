@@ -114,7 +114,7 @@ def load_artifact(
     root = Path(path)
     manifest = read_manifest(root, verify=verify)
     if manifest.pooling == "mean":
-        from stream.inference.pooling import mean_pooled
+        from inference import mean_pooled
 
         model = mean_pooled(AutoModelForTokenClassification.from_pretrained(root))
     else:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from schemas.errors import ArtifactError
+from schemas.errors import ArtifactError, TextrouteError
 
 
-class TrainingError(Exception):
+class TrainingError(TextrouteError):
     """Base class of every error the training package raises on purpose."""
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from inference import load_lexical
 from schemas import ModelManifest, TaskKind
-from stream.inference.lexical import load_lexical
 from training._members import load_members, report_key, write_summary
 from training.data import load_labelled_texts
 from training.errors import ConfigError

@@ -71,10 +71,16 @@ def evaluate_taggers(
         key = report_key(path, position, results)
         results[key] = _report(decoder, sentences, probs, output / key, viterbi=viterbi)
     if len(models) > 1:
-        mean = [sum(per_model) / len(per_model) for per_model in zip(*all_probs, strict=True)]
+        mean = mean_word_probs(all_probs)
         results[ENSEMBLE] = _report(decoder, sentences, mean, output / ENSEMBLE, viterbi=viterbi)
     write_summary(output, results, SUMMARY_KEYS)
     return results
+
+
+def mean_word_probs(members: Sequence[Sequence[FloatArray]]) -> list[FloatArray]:
+    """The ensemble's word probabilities: per sentence, the mean of the members' (words, tags)
+    arrays; `members` holds each member's arrays, sentences in the same order."""
+    return [sum(per_model) / len(per_model) for per_model in zip(*members, strict=True)]
 
 
 def _as_tagger(path: Path, model: Any, tokenizer: Any, manifest: ModelManifest) -> Any:

@@ -39,7 +39,8 @@ def search(
 ) -> tuple[Hyperparameters, list[dict[str, Any]]]:
     """Run `trials` Optuna trials (TPE, median pruning off: each trial is a full short run).
 
-    Returns the best hyperparameters and one record per trial (params and validation score).
+    Returns the best hyperparameters and one record per trial (params, validation score, and
+    `best`: true for the one trial whose params were chosen, so a tie is not ambiguous).
     """
     import optuna
 
@@ -64,5 +65,7 @@ def search(
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=trials)
     best = base.model_copy(update=study.best_params)
+    for record in records:
+        record["best"] = record["trial"] == study.best_trial.number
     log.info("hpsearch.best", score=study.best_value, **study.best_params)
     return best, records

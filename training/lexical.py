@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import structlog
 
+from inference import LexicalExpert, fuse
 from schemas import FileRole, LexicalFusion, ModelManifest, TaskKind
 from schemas.artifact import read_manifest, with_files, write_manifest
-from stream.inference.lexical import LexicalExpert, fuse
 from training.data import LabelledTexts
 from training.errors import ConfigError
 

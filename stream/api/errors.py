@@ -118,10 +118,6 @@ class RequestTimeoutError(ApiError):
     code = "timeout"
 
 
-class ModelLoadFailedError(StreamError):
-    """A model artifact could not be loaded at startup (missing, corrupt, wrong task)."""
-
-
 class ServerStartError(StreamError):
     """The API server did not start listening (port in use, bad host)."""
 

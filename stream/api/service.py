@@ -27,14 +27,14 @@ from stream.api.settings import ApiSettings
 from stream.batching import BatchFn, BatchRunner, batch_runner
 from stream.errors import BatcherClosedError, BatchQueueFullError
 from stream.models import Loader, ReloadingModels, Validator, inference_loader
-from stream.routing import Router, RoutingRules, load_rules
-from stream.worker import (
+from stream.processor import (
     Classifier,
     EntityTagger,
     ItemFailure,
     ModelSet,
     call_isolating_failures,
 )
+from stream.routing import Router, RoutingRules, load_rules
 
 log = structlog.get_logger("textroute.api")
 

@@ -359,9 +359,9 @@ def test_bind_mounted_files_exist_in_the_repository(default: dict[str, Any]) -> 
 
 
 def _settings_classes() -> dict[str, type[BaseSettings]]:
+    from inference.settings import InferenceSettings
     from stream.api.settings import ApiSettings
     from stream.config import BrokerSettings, TopicSettings, WorkerSettings
-    from stream.inference.settings import InferenceSettings
 
     classes: list[type[BaseSettings]] = [
         ApiSettings,

@@ -12,7 +12,7 @@ from typing import Any
 
 from stream.config import WorkerSettings
 from stream.models import inference_loader
-from stream.runner import run_worker
+from stream.worker import run_worker
 
 
 class SlowClassifier:

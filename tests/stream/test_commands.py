@@ -132,10 +132,10 @@ def test_tail_shows_routed_events_and_dead_letters_as_tables(
 def test_worker_model_flag_serves_one_artifact_in_both_roles(
     cli: typer.Typer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import stream.runner
+    import stream.worker
 
     seen: list[object] = []
-    monkeypatch.setattr(stream.runner, "run_worker", seen.append)
+    monkeypatch.setattr(stream.worker, "run_worker", seen.append)
     result = CliRunner().invoke(cli, ["worker", "--model", str(tmp_path / "joint")])
     assert result.exit_code == 0, result.output
     (settings,) = seen

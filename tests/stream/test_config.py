@@ -6,8 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.messages import MessageKind
-from stream.app import faust_broker_options
 from stream.config import BrokerSettings, TopicSettings, WorkerSettings
+from stream.faust_app import faust_broker_options
 
 
 def test_worker_settings_come_from_textroute_environment_variables(

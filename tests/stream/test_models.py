@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from inference import load_predictor
 from schemas.manifest import MANIFEST_FILE, TaskKind
 from stream.errors import ModelSlotError, RulesInvalidError
-from stream.inference import load_predictor
 from stream.metrics import StreamMetrics
 from stream.models import Loader, ReloadingModels
-from stream.worker import ModelSet
+from stream.processor import ModelSet
 
 
 def _bump_version(artifact: Path, version: str) -> None:

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
+from inference import load_predictor
 from schemas.events import DeadLetter, DeadLetterReason, RoutingEvent
 from schemas.messages import MessageKind
 from stream.config import TopicSettings, WorkerSettings
-from stream.inference import load_predictor
+from stream.processor import BatchProcessor, BatchResult, InboundRecord, Limits, ModelSet
 from stream.routing import Router, parse_rules
-from stream.worker import BatchProcessor, BatchResult, InboundRecord, Limits, ModelSet
 
 TOPICS = TopicSettings()
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)

@@ -111,6 +111,19 @@ def topic_config(root: Path, base_model: Path, **overrides: Any) -> Any:
     return ClassifyConfig(**{**settings, **overrides})
 
 
+def tfidf_nb_pipeline(alpha: float) -> Any:
+    """The pipeline training/baseline.py documents (TF-IDF word 1-2 grams, sublinear tf, then
+    multinomial Naive Bayes), built here independently of it to check its figures."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.naive_bayes import MultinomialNB
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, lowercase=True),
+        MultinomialNB(alpha=alpha),
+    )
+
+
 @pytest.fixture
 def topic_csv(tmp_path: Path) -> Path:
     return write_rows_csv(tmp_path / "topics.csv", make_rows(240))

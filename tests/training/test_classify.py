@@ -34,6 +34,27 @@ def test_training_learns_generated_topics_and_beats_chance(trained: Path) -> Non
     assert metrics["train_samples_per_second"] > 0
 
 
+def test_baseline_figures_are_scikit_learns_on_the_runs_own_train_and_test_rows(
+    trained: Path,
+) -> None:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from tests.training.conftest import tfidf_nb_pipeline
+    from training.classify import ClassifyConfig, load_splits
+
+    artifact = trained / "artifact"
+    baseline = json.loads((artifact / "metrics.json").read_text())["baseline"]
+    saved = json.loads((artifact / "training_config.json").read_text())
+    # The same carve of the training rows as the run (seeded), and its test data.
+    train, _, test = load_splits(ClassifyConfig.model_validate(saved))
+    assert test is not None
+    fitted = tfidf_nb_pipeline(baseline["alpha"]).fit(train.texts, train.labels)
+    predicted = fitted.predict(test.texts)
+    assert baseline["rows"] == len(test) == 80
+    assert baseline["accuracy"] == pytest.approx(accuracy_score(test.labels, predicted))
+    assert baseline["f1_macro"] == pytest.approx(f1_score(test.labels, predicted, average="macro"))
+
+
 def test_evaluation_writes_confusion_png_and_misclassified_csv(trained: Path) -> None:
     eval_dir = trained / "artifact" / "eval"
     assert (eval_dir / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from inference.lexical import LexicalExpert
 from schemas import FileRole
 from schemas.artifact import read_manifest
-from stream.inference.lexical import LexicalExpert
 from tests.fixtures_artifacts import TOPICS, topic_texts
 from tests.training.test_cli import run_cli
 from training.data import LabelledTexts

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from inference import InferenceSettings, load_predictor
+from inference.pooling import mean_pooled
 from schemas import TaskKind
 from schemas.artifact import read_manifest
-from stream.inference import InferenceSettings, load_predictor
-from stream.inference.pooling import mean_pooled
 from training.artifact import load_artifact
 from training.classify import ClassifyConfig, train_classifier
 from training.evaluation import predict_proba

@@ -91,7 +91,7 @@ def run_torch(
 
 
 def run_onnx(path: Path, batches: list[Batch], outputs: Sequence[str], label: str) -> list[Outputs]:
-    from stream.inference.onnx_backend import cpu_session
+    from inference import cpu_session
 
     # The stream's own session: the gates measure the graph as it will be served.
     session = cpu_session(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stream.inference.decoding import bio_transitions, bio_viterbi
+from inference import bio_transitions, bio_viterbi
 from training.formats._iob import split_tag
 
 __all__ = [

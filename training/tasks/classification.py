@@ -37,7 +37,7 @@ class ClassificationTask:
     def build_model(self, base_model: str) -> PreTrainedModel:
         from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-        from stream.inference.pooling import mean_pooled
+        from inference import mean_pooled
 
         auto: Any = (
             AutoModelForTokenClassification

@@ -322,12 +322,11 @@ def extract_entities(
     """Entities of raw texts as spans over the ORIGINAL text (type, text, offsets, score).
 
     Long texts are read in overlapping windows; each subword takes the window where it sits
-    most centrally. The B-/I- merging is the stream's (`stream.inference._spans`), so training
+    most centrally. The B-/I- merging is the stream's (`inference._spans`), so training
     reports and the routed events read tags the same way: a word is tagged by its first
     subword, its span covers all its subwords.
     """
-    from stream.inference._encoding import Row
-    from stream.inference._spans import entity_spans
+    from inference import Row, entity_spans
 
     config: Any = model.config
     label_names = [str(config.id2label[i]) for i in range(config.num_labels)]

@@ -1,0 +1,195 @@
+"""A classifier's lexical expert: TF-IDF word n-grams through a linear layer, fused in log space."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inference.errors import ArtifactUnusableError
+from schemas import ModelManifest
+
+#: The arrays of the expert's file, beside a JSON `config` (n-gram range, lowercasing, tf).
+_ARRAYS = ("vocabulary", "idf", "coef", "intercept")
+
+
+class LexicalExpert:
+    """Log-probabilities of the classes from word n-grams: the features of scikit-learn's
+    TfidfVectorizer (counts, optional 1 + log tf, times idf, L2-normalised) through a
+    multinomial logistic regression.
+
+    It is stored as plain arrays (no pickle, so loading an artifact runs no code and survives
+    scikit-learn upgrades) and rebuilt on a CountVectorizer with the saved vocabulary.
+    """
+
+    def __init__(
+        self,
+        vocabulary: Sequence[str],
+        idf: Any,
+        coef: Any,
+        intercept: Any,
+        *,
+        ngram_range: tuple[int, int] = (1, 2),
+        lowercase: bool = True,
+        sublinear_tf: bool = True,
+    ) -> None:
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        self.vocabulary = list(vocabulary)
+        self.idf = np.asarray(idf, dtype=np.float64)
+        self.coef = np.asarray(coef, dtype=np.float64)
+        self.intercept = np.asarray(intercept, dtype=np.float64)
+        self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
+        self.lowercase = lowercase
+        self.sublinear_tf = sublinear_tf
+        n = len(self.vocabulary)
+        if self.idf.shape != (n,) or self.coef.ndim != 2 or self.coef.shape[1] != n:
+            raise ValueError(
+                f"lexical expert arrays disagree: {n} terms, idf {self.idf.shape}, "
+                f"coef {self.coef.shape}"
+            )
+        if self.intercept.shape != (self.coef.shape[0],):
+            raise ValueError(f"intercept {self.intercept.shape} for {self.coef.shape[0]} classes")
+        self._counts = CountVectorizer(
+            vocabulary={term: i for i, term in enumerate(self.vocabulary)},
+            ngram_range=self.ngram_range,
+            lowercase=lowercase,
+        )
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.coef.shape[0])
+
+    @classmethod
+    def from_sklearn(cls, vectorizer: Any, classifier: Any) -> LexicalExpert:
+        """The expert of a fitted TfidfVectorizer (L2 norm, idf on) and LogisticRegression."""
+        if vectorizer.norm != "l2" or not vectorizer.use_idf:
+            raise ValueError("the lexical expert reads L2-normalised TF-IDF features only")
+        classes = list(classifier.classes_)
+        if classes != list(range(len(classes))):
+            # Columns must line up with the model's labels, which are indexes 0..n-1.
+            raise ValueError(f"fit the classifier on label indexes 0..n-1, not {classes}")
+        terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
+        coef, intercept = classifier.coef_, classifier.intercept_
+        if coef.shape[0] == 1:  # scikit-learn keeps one row for two classes: logit of class 1
+            coef, intercept = (
+                np.vstack([-coef / 2, coef / 2]),
+                np.hstack([-intercept / 2, intercept / 2]),
+            )
+        return cls(
+            terms,
+            vectorizer.idf_,
+            coef,
+            intercept,
+            ngram_range=vectorizer.ngram_range,
+            lowercase=vectorizer.lowercase,
+            sublinear_tf=vectorizer.sublinear_tf,
+        )
+
+    def features(self, texts: Sequence[str]) -> Any:
+        """The sparse TF-IDF matrix (texts, vocabulary), CSR, rows of unit L2 norm."""
+        matrix = self._counts.transform(list(texts)).astype(np.float64).tocsr()
+        data = matrix.data  # scaled in place: a dense (vocabulary,) product costs 10x more
+        if self.sublinear_tf:
+            np.log(data, out=data)
+            data += 1.0
+        data *= self.idf[matrix.indices]
+        rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+        norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=matrix.shape[0]))
+        data /= np.where(norms > 0, norms, 1.0)[rows]
+        return matrix
+
+    def log_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(texts, classes) log-probabilities; a text with no known n-gram gets the prior."""
+        scores = np.asarray(self.features(texts) @ self.coef.T) + self.intercept
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        out: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return out
+
+    def save(self, path: Path | str) -> Path:
+        """Write the expert as one compressed .npz of plain arrays (the vocabulary as UTF-8)."""
+        target = Path(path)
+        config = {
+            "ngram_range": list(self.ngram_range),
+            "lowercase": self.lowercase,
+            "sublinear_tf": self.sublinear_tf,
+        }
+        # Terms never hold a newline (the token pattern is words), so one joined buffer keeps
+        # the file small where a fixed-width string array would pad every term to the longest.
+        vocabulary = np.frombuffer("\n".join(self.vocabulary).encode("utf-8"), dtype=np.uint8)
+        with target.open("wb") as fh:
+            np.savez_compressed(
+                fh,
+                config=np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8),
+                vocabulary=vocabulary,
+                idf=self.idf.astype(np.float32),
+                coef=self.coef.astype(np.float32),
+                intercept=self.intercept.astype(np.float32),
+            )
+        return target
+
+    @classmethod
+    def load(cls, path: Path | str) -> LexicalExpert:
+        """Read a saved expert; an unreadable or inconsistent file is an ArtifactUnusableError."""
+        source = Path(path)
+        try:
+            with np.load(source, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in ("config", *_ARRAYS)}
+            config = json.loads(arrays["config"].tobytes().decode("utf-8"))
+            terms = arrays["vocabulary"].tobytes().decode("utf-8").split("\n")
+            return cls(
+                terms,
+                arrays["idf"],
+                arrays["coef"],
+                arrays["intercept"],
+                ngram_range=tuple(config["ngram_range"]),
+                lowercase=bool(config["lowercase"]),
+                sublinear_tf=bool(config["sublinear_tf"]),
+            )
+        except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
+            raise ArtifactUnusableError(
+                f"lexical expert {source} cannot be read ({exc}); re-attach it with "
+                "`textroute train lexical` or remove `lexical` from the manifest"
+            ) from exc
+
+
+@dataclass(frozen=True)
+class WeightedExpert:
+    """An artifact's expert with its fusion weight: what serving applies to the encoder."""
+
+    expert: LexicalExpert
+    weight: float
+
+    def fuse(self, probs: Any, texts: Sequence[str]) -> np.ndarray:
+        """The encoder's (texts, classes) probabilities fused with the expert's on `texts`."""
+        return fuse(probs, self.expert.log_proba(texts), self.weight)
+
+
+def load_lexical(root: Path, manifest: ModelManifest) -> WeightedExpert | None:
+    """The artifact's lexical expert and weight, or None when it has none (checksums already
+    verified); an expert whose classes are not the model's is an ArtifactUnusableError."""
+    if manifest.lexical is None:
+        return None
+    expert = LexicalExpert.load(root / manifest.lexical.file)
+    classes = len(manifest.class_labels or manifest.labels)  # a classify-and-tag: its classes
+    if expert.num_classes != classes:
+        raise ArtifactUnusableError(
+            f"artifact {root}: the lexical expert has {expert.num_classes} classes, the model "
+            f"{classes}; re-attach it with `textroute train lexical {root}`"
+        )
+    return WeightedExpert(expert, manifest.lexical.weight)
+
+
+def fuse(probs: Any, log_lexical: Any, weight: float) -> np.ndarray:
+    """The product of experts: softmax(log probs + weight * lexical log-probabilities)."""
+    scores = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None))
+    scores = scores + weight * np.asarray(log_lexical, dtype=np.float64)
+    scores -= scores.max(axis=-1, keepdims=True)
+    exp = np.exp(scores)
+    out: np.ndarray = exp / exp.sum(axis=-1, keepdims=True)
+    return out

@@ -1,0 +1,72 @@
+"""The ONNX Runtime backend: a CPU session over the artifact's fp32 or int8 graph."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from inference.errors import ModelLoadFailedError
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+#: ONNX Runtime fusions left out at session load. Measured on MiniLM int8 (bench/onnx_profile.py;
+#: bench/RESULTS.md, "Kernels tried and left out"): its CPU SkipLayerNormalization
+#: kernel took 19% of a batch and BiasGelu 9%, where LayerNormalization and Gelu take 3% and 7%.
+SLOW_FUSIONS = ("SkipLayerNormFusion", "BiasGeluFusion")
+
+
+def session_options(*, threads: int = 0, spin: bool = False) -> ort.SessionOptions:
+    """Session options for one graph serving one request at a time on CPU."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # One graph, one request at a time: all threads go to the matmuls inside each op.
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Spinning threads answer the next run fastest but hold the cores while idle.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    return options
+
+
+def cpu_session(
+    path: Path, *, threads: int = 0, spin: bool = False, save_optimized: Path | None = None
+) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session with the options and fusions the stream serves with;
+    `save_optimized` writes the graph as ONNX Runtime optimized it at load (for inspection)."""
+    import onnxruntime as ort
+
+    options = session_options(threads=threads, spin=spin)
+    if save_optimized is not None:
+        options.optimized_model_filepath = str(save_optimized)
+    return ort.InferenceSession(
+        str(path),
+        options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=list(SLOW_FUSIONS),
+    )
+
+
+class OnnxBackend:
+    """Runs an ONNX graph with ONNX Runtime on CPU; feeds only the inputs the graph declares."""
+
+    def __init__(self, path: Path, *, name: str, threads: int = 0, spin: bool = False) -> None:
+        try:
+            self._session = cpu_session(path, threads=threads, spin=spin)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ModelLoadFailedError(
+                f"ONNX Runtime cannot load {path}: {exc}; re-run `textroute export {path.parent}`"
+            ) from exc
+        self.name = name
+        self.input_names = [i.name for i in self._session.get_inputs()]
+        self.output_names = [o.name for o in self._session.get_outputs()]
+
+    def __call__(self, inputs: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        feeds = {name: inputs[name] for name in self.input_names}
+        values = self._session.run(self.output_names, feeds)
+        return dict(zip(self.output_names, values, strict=True))

@@ -1,0 +1,724 @@
+"""The routing worker's logic, free of faust: decode, validate, infer per batch, route."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import NamedTuple, Protocol, TypeVar, cast, runtime_checkable
+
+import structlog
+from pydantic import ValidationError
+
+from schemas.entities import Classification, Entity
+from schemas.events import (
+    DeadLetter,
+    DeadLetterReason,
+    ModelRef,
+    RoutingEvent,
+    SourceRef,
+)
+from schemas.manifest import ModelManifest
+from schemas.messages import MAX_ID_LENGTH, MESSAGE_TYPES, InboundMessage, MessageKind
+from stream._pydantic import summarize_validation_error
+from stream.config import TopicSettings, WorkerSettings
+from stream.errors import RecordRejectedError
+from stream.routing import Router
+from stream.topics import OutboundRecord
+
+log = structlog.get_logger(__name__)
+
+PREVIEW_CHARS = 512
+# Caps on what a dead letter copies from an error: an exception can carry megabytes (e.g. the
+# input). With the preview and the key they keep every dead letter's fields other than the
+# payload under the 16 KiB WorkerSettings reserves for them, even at 6 JSON bytes a character.
+ERROR_MESSAGE_CHARS = 1024
+ERROR_CLASS_CHARS = 128
+SHRUNK_ERROR_MESSAGE_CHARS = 256
+#: Most bytes of the original Kafka key kept in a dead letter.
+DEAD_LETTER_KEY_BYTES = 1024
+#: Python's own default limit (sys.get_int_max_str_digits), enforced whatever it is set to.
+MAX_INT_DIGITS = 4300
+T = TypeVar("T")
+
+
+class ItemFailure(Protocol):
+    """A per-item error from the inference layer (inference.ItemError)."""
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+
+class Classifier(Protocol):
+    """What the worker needs of a classification predictor."""
+
+    @property
+    def manifest(self) -> ModelManifest: ...
+
+    @property
+    def backend_name(self) -> str: ...
+
+    def classify(self, texts: Sequence[object]) -> Sequence[Classification | ItemFailure]: ...
+
+
+class EntityTagger(Protocol):
+    """What the worker needs of an NER predictor."""
+
+    @property
+    def manifest(self) -> ModelManifest: ...
+
+    @property
+    def backend_name(self) -> str: ...
+
+    def entities(self, texts: Sequence[object]) -> Sequence[list[Entity] | ItemFailure]: ...
+
+
+@runtime_checkable
+class ClassifierTagger(Protocol):
+    """What the worker needs of one model giving class and entities in one pass (a
+    classify-and-tag predictor)."""
+
+    @property
+    def manifest(self) -> ModelManifest: ...
+
+    @property
+    def backend_name(self) -> str: ...
+
+    def classify_and_tag(
+        self, texts: Sequence[object]
+    ) -> Sequence[tuple[Classification, list[Entity]] | ItemFailure]: ...
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """The predictors a batch is routed with; swapped whole when a model reloads."""
+
+    classifier: Classifier
+    ner: EntityTagger | None = None
+
+    @property
+    def joint(self) -> ClassifierTagger | None:
+        """The model, when one classify-and-tag model plays both roles: it runs once a batch."""
+        model, ner = self.classifier, cast(object, self.ner)
+        if ner is model and isinstance(model, ClassifierTagger):
+            return model
+        return None
+
+
+@dataclass(frozen=True)
+class InboundRecord:
+    """One Kafka record as the worker received it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: datetime | None
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Input and output limits: records over the input limits are dead-lettered before any
+    model sees them; no output is larger than `max_output_bytes` (key + value)."""
+
+    max_message_bytes: int = 1_000_000
+    max_text_chars: int = 20_000
+    max_output_bytes: int = 1_000_000
+    dead_letter_payload_bytes: int = 64 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: WorkerSettings) -> Limits:
+        return cls(
+            max_message_bytes=settings.max_message_bytes,
+            max_text_chars=settings.max_text_chars,
+            max_output_bytes=settings.max_output_bytes,
+            dead_letter_payload_bytes=settings.dead_letter_payload_bytes,
+        )
+
+
+@dataclass(frozen=True)
+class Output:
+    """The one output of one input record, encoded for Kafka inside that record's guard."""
+
+    message: RoutingEvent | DeadLetter
+    key: bytes
+    value: bytes
+
+
+@dataclass
+class BatchResult:
+    """What one batch produced: one output per input record, in input order, and the model
+    time spent."""
+
+    outputs: list[Output] = field(default_factory=list)
+    kinds: list[MessageKind | None] = field(default_factory=list)
+    classify_s: float = 0.0
+    ner_s: float = 0.0
+
+    @property
+    def events(self) -> list[RoutingEvent]:
+        """The routing events, in input order."""
+        return [o.message for o in self.outputs if isinstance(o.message, RoutingEvent)]
+
+    @property
+    def dead_letters(self) -> list[DeadLetter]:
+        """The dead letters, in input order."""
+        return [o.message for o in self.outputs if isinstance(o.message, DeadLetter)]
+
+    def outbound(self, topics: TopicSettings) -> list[OutboundRecord]:
+        """Records to produce: events keyed by message id so consumers can de-duplicate, dead
+        letters by message id or record coordinates."""
+        return [
+            OutboundRecord(
+                topics.routed if isinstance(o.message, RoutingEvent) else topics.dead_letter,
+                o.key,
+                o.value,
+            )
+            for o in self.outputs
+        ]
+
+
+def dead_letter_key(dead: DeadLetter) -> bytes:
+    """The message id when known, else the record's coordinates (unique per input record)."""
+    if dead.message_id:
+        return dead.message_id.encode("utf-8", "backslashreplace")
+    s = dead.source
+    return f"{s.topic}/{s.partition}/{s.offset}".encode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A failure raised by a predictor call rather than returned as an ItemError."""
+
+    reason: str
+    message: str
+
+
+class _Valid(NamedTuple):
+    """A record that passed the checks, with its position in the batch."""
+
+    position: int
+    record: InboundRecord
+    message: InboundMessage
+    text: str
+
+
+class _JSONRejected(ValueError):
+    """Valid-looking JSON that the worker will not take (see _parse_json)."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def call_isolating_failures(
+    fn: Callable[[Sequence[object]], Sequence[T | ItemFailure]], texts: Sequence[str]
+) -> tuple[list[T | ItemFailure], float]:
+    """Results of `fn(texts)`, with a crash of the whole call narrowed to the items that cause
+    it: on an exception every item is retried alone, so one poison text fails only itself."""
+    started = time.perf_counter()
+    try:
+        results = list(fn(texts))
+        if len(results) != len(texts):
+            raise RuntimeError(f"predictor returned {len(results)} results for {len(texts)}")
+    except Exception:
+        results = []
+        for text in texts:
+            try:
+                one = list(fn([text]))
+                results.append(
+                    one[0] if len(one) == 1 else _Failure("inference_error", "no result")
+                )
+            except Exception as exc:
+                results.append(_Failure("inference_error", f"{type(exc).__name__}: {exc}"))
+    return results, time.perf_counter() - started
+
+
+def _reason(failure: ItemFailure) -> DeadLetterReason:
+    try:
+        return DeadLetterReason(failure.reason)
+    except ValueError:
+        return DeadLetterReason.INFERENCE_ERROR
+
+
+def _model_ref(model: Classifier | EntityTagger | ClassifierTagger) -> ModelRef:
+    manifest = model.manifest
+    return ModelRef(name=manifest.name, version=manifest.version, backend=model.backend_name)
+
+
+class BatchProcessor:
+    """Turn a batch of inbound records into routing events and dead letters.
+
+    Blocking and CPU-bound: the faust agent runs it in an executor. Never raises for one bad
+    record; every input record yields exactly one output (event or dead letter), encoded and
+    within Limits.max_output_bytes.
+    """
+
+    def __init__(
+        self,
+        models: Callable[[], ModelSet],
+        router: Router,
+        topics: TopicSettings,
+        limits: Limits | None = None,
+        *,
+        parallel_models: bool = False,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._models = models
+        self._router = router
+        self._inbound = topics.inbound()
+        self._limits = limits or Limits()
+        self._clock = clock
+        self._ner_pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner") if parallel_models else None
+        )
+
+    def close(self) -> None:
+        """Stop the NER thread, if any."""
+        if self._ner_pool is not None:
+            self._ner_pool.shutdown(wait=True)
+
+    def decode(self, record: InboundRecord) -> InboundMessage:
+        """Parse and validate one record; raises RecordRejectedError with the dead-letter reason."""
+        kind = self._inbound.get(record.topic)
+        if kind is None:
+            raise RecordRejectedError(
+                DeadLetterReason.UNKNOWN_TOPIC, f"topic {record.topic!r} is not an inbound topic"
+            )
+        raw = record.value
+        if raw is None or not raw:
+            raise RecordRejectedError(
+                DeadLetterReason.INVALID_JSON, "record has no value (tombstone)"
+            )
+        if len(raw) > self._limits.max_message_bytes:
+            raise RecordRejectedError(
+                DeadLetterReason.MESSAGE_TOO_LARGE,
+                f"record is {len(raw)} bytes, over the {self._limits.max_message_bytes} limit "
+                "(TEXTROUTE_WORKER_MAX_MESSAGE_BYTES)",
+            )
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RecordRejectedError(
+                DeadLetterReason.NOT_UTF8, f"value is not UTF-8: {exc}"
+            ) from exc
+        data = _parse_json(text)
+        message_id = data.get("id") if isinstance(data, dict) else None
+        message_id = message_id if isinstance(message_id, str) and message_id else None
+        try:
+            message = MESSAGE_TYPES[kind].model_validate(data)
+        except ValidationError as exc:
+            raise RecordRejectedError(
+                DeadLetterReason.SCHEMA_ERROR,
+                f"not a valid {kind.value} message: {summarize_validation_error(exc)}",
+                message_id=message_id,
+            ) from exc
+        model_text = message.text_for_models()
+        # A JSON escape like "\udc00" parses to a lone surrogate, which pydantic lets through
+        # in a plain str field (not in the constrained id), but which no tokenizer and no UTF-8
+        # output can carry.
+        bad = _not_unicode(model_text)
+        if bad:
+            raise RecordRejectedError(
+                DeadLetterReason.SCHEMA_ERROR,
+                f"{kind.value} text is not valid Unicode text: {bad}",
+                message_id=message.id,
+            )
+        if not model_text.strip():
+            raise RecordRejectedError(
+                DeadLetterReason.EMPTY_TEXT,
+                f"{kind.value} has no text in {', '.join(message.text_fields)}",
+                message_id=message.id,
+            )
+        if len(model_text) > self._limits.max_text_chars:
+            raise RecordRejectedError(
+                DeadLetterReason.TEXT_TOO_LONG,
+                f"text is {len(model_text)} characters, over the {self._limits.max_text_chars} "
+                "limit (TEXTROUTE_WORKER_MAX_TEXT_CHARS)",
+                message_id=message.id,
+            )
+        return message
+
+    def dead_letter(
+        self,
+        record: InboundRecord,
+        reason: DeadLetterReason,
+        error_class: str,
+        error_message: str,
+        *,
+        message_id: str | None = None,
+    ) -> DeadLetter:
+        """A dead-letter record carrying the original bytes (their head, when there are more
+        than Limits.dead_letter_payload_bytes) and why they were rejected.
+
+        Every text field is valid Unicode and capped, so the dead letter always encodes and
+        stays small whatever the record and the error held.
+        """
+        raw = record.value or b""
+        keep = self._limits.dead_letter_payload_bytes
+        key = record.key
+        return DeadLetter(
+            reason=reason,
+            error_class=_clean(error_class, ERROR_CLASS_CHARS),
+            error_message=_clean(error_message, ERROR_MESSAGE_CHARS),
+            source=_source(record),
+            payload_b64=base64.b64encode(raw[:keep]).decode("ascii"),
+            payload_truncated=len(raw) > keep,
+            payload_sha256=hashlib.sha256(raw).hexdigest(),
+            payload_preview=_preview(raw),
+            payload_size=len(raw),
+            key_b64=base64.b64encode(key[:DEAD_LETTER_KEY_BYTES]).decode("ascii") if key else None,
+            key_truncated=key is not None and len(key) > DEAD_LETTER_KEY_BYTES,
+            message_id=_usable_id(message_id),
+            kind=self._inbound.get(record.topic),
+            first_seen_at=record.received_at,
+        )
+
+    def process(self, records: Sequence[InboundRecord]) -> BatchResult:
+        """Route every record of the batch; each bad one becomes a dead letter instead."""
+        result = BatchResult(kinds=[self._inbound.get(r.topic) for r in records])
+        outputs: list[Output | None] = [None] * len(records)
+        messages: list[InboundMessage | None] = [None] * len(records)
+        failure: Exception | None = None
+        try:
+            self._route(records, outputs, messages, result)
+        except Exception as exc:
+            # A bug outside every per-record guard: the records it left without an output are
+            # dead-lettered, so the batch still yields one output per record and is acked.
+            failure = exc
+            log.error("worker.batch_failed", error=_describe(exc), size=len(records))
+        for i, record in enumerate(records):
+            if outputs[i] is None:
+                error: Exception = failure or RuntimeError("the batch produced no output for it")
+                outputs[i] = self._unexpected(record, messages[i], error)
+        result.outputs = [o for o in outputs if o is not None]
+        return result
+
+    def _route(
+        self,
+        records: Sequence[InboundRecord],
+        outputs: list[Output | None],
+        messages: list[InboundMessage | None],
+        result: BatchResult,
+    ) -> None:
+        """Fill `outputs` (and `messages`, once decoded) by input position; per-record failures
+        are caught."""
+        valid: list[_Valid] = []
+        for i, record in enumerate(records):
+            try:
+                message = self.decode(record)
+            except RecordRejectedError as exc:
+                outputs[i] = self._dead(
+                    record, exc.reason, "InputRejected", str(exc), message_id=exc.message_id
+                )
+                continue
+            except Exception as exc:
+                outputs[i] = self._unexpected(record, None, exc)
+                continue
+            messages[i] = message
+            valid.append(_Valid(i, record, message, message.text_for_models()))
+        if not valid:
+            return
+
+        models = self._models()
+        texts = [item.text for item in valid]
+        joint = models.joint
+        if joint is not None:
+            self._route_joint(joint, valid, texts, outputs, result)
+            return
+        ner_future = None
+        if models.ner is not None and self._ner_pool is not None:
+            # Tag every text while the classifier runs, on the other core; tags of texts the
+            # classifier then fails on are dropped.
+            ner_future = self._ner_pool.submit(call_isolating_failures, models.ner.entities, texts)
+        classes, result.classify_s = call_isolating_failures(models.classifier.classify, texts)
+        ok = [isinstance(c, Classification) for c in classes]
+        classified = [
+            (item, c)
+            for item, c in zip(valid, classes, strict=True)
+            if isinstance(c, Classification)
+        ]
+        for item, c in zip(valid, classes, strict=True):
+            if not isinstance(c, Classification):
+                outputs[item.position] = self._failed(item, "classifier", c)
+
+        entity_lists: list[list[Entity] | ItemFailure] = [[] for _ in classified]
+        if ner_future is not None:
+            all_entities, result.ner_s = ner_future.result()
+            entity_lists = [e for e, keep in zip(all_entities, ok, strict=True) if keep]
+        elif models.ner is not None and classified:
+            entity_lists, result.ner_s = call_isolating_failures(
+                models.ner.entities, [item.text for item, _ in classified]
+            )
+        refs = (_model_ref(models.classifier), _model_ref(models.ner) if models.ner else None)
+        for (item, classification), ents in zip(classified, entity_lists, strict=True):
+            if not isinstance(ents, list):
+                outputs[item.position] = self._failed(item, "ner", ents)
+                continue
+            outputs[item.position] = self._emit(item, classification, ents, refs)
+
+    def _route_joint(
+        self,
+        model: ClassifierTagger,
+        valid: Sequence[_Valid],
+        texts: Sequence[str],
+        outputs: list[Output | None],
+        result: BatchResult,
+    ) -> None:
+        """Route with one call of a classify-and-tag model; its time counts as the classifier's."""
+        outcomes, result.classify_s = call_isolating_failures(model.classify_and_tag, texts)
+        ref = _model_ref(model)
+        for item, outcome in zip(valid, outcomes, strict=True):
+            if isinstance(outcome, tuple):
+                outputs[item.position] = self._emit(item, outcome[0], outcome[1], (ref, ref))
+            else:
+                outputs[item.position] = self._failed(item, "classify-and-tag", outcome)
+
+    def _emit(
+        self,
+        item: _Valid,
+        classification: Classification,
+        entities: list[Entity],
+        refs: tuple[ModelRef, ModelRef | None],
+    ) -> Output:
+        """The routing event of one record, encoded; a dead letter when it cannot be built,
+        encoded or produced."""
+        try:
+            event = self._event(item.record, item.message, classification, entities, refs)
+            key = event.message_id.encode("utf-8")
+            value = event.model_dump_json().encode("utf-8")
+        except Exception as exc:
+            return self._unexpected(item.record, item.message, exc)
+        size = len(key) + len(value)
+        if size > self._limits.max_output_bytes:
+            return self._dead(
+                item.record,
+                DeadLetterReason.OUTPUT_TOO_LARGE,
+                "OutputTooLarge",
+                f"the routing event is {size} bytes (key + value, {len(entities)} entities), "
+                f"over the {self._limits.max_output_bytes} limit "
+                "(TEXTROUTE_WORKER_MAX_OUTPUT_BYTES)",
+                message_id=item.message.id,
+            )
+        return Output(event, key, value)
+
+    def _event(
+        self,
+        record: InboundRecord,
+        message: InboundMessage,
+        classification: Classification,
+        entities: list[Entity],
+        refs: tuple[ModelRef, ModelRef | None],
+    ) -> RoutingEvent:
+        decision = self._router.route(message.kind, classification, entities)
+        routed_at = self._clock()
+        return RoutingEvent(
+            message_id=message.id,
+            kind=message.kind,
+            category=classification.label,
+            confidence=classification.score,
+            top_k=classification.top_k,
+            entities=entities,
+            route=decision.queue,
+            reasons=decision.reasons,
+            classifier=refs[0],
+            ner=refs[1],
+            received_at=record.received_at,
+            routed_at=routed_at,
+            processing_ms=max(0.0, (routed_at - record.received_at).total_seconds() * 1000.0),
+            source=_source(record),
+        )
+
+    def _dead(
+        self,
+        record: InboundRecord,
+        reason: DeadLetterReason,
+        error_class: str,
+        error_message: str,
+        *,
+        message_id: str | None = None,
+    ) -> Output:
+        """A dead letter, encoded, within max_output_bytes; never raises."""
+        try:
+            dead = self.dead_letter(
+                record, reason, error_class, error_message, message_id=message_id
+            )
+            out = _encode_dead(dead)
+            if len(out.key) + len(out.value) > self._limits.max_output_bytes:
+                # Only limits tighter than the settings allow get here: the size, digest and
+                # coordinates still identify the record.
+                dead = dead.model_copy(
+                    update={
+                        "payload_b64": "",
+                        "payload_truncated": dead.payload_size > 0,
+                        "payload_preview": None,
+                        "key_b64": None,
+                        "key_truncated": record.key is not None,
+                        "error_message": dead.error_message[:SHRUNK_ERROR_MESSAGE_CHARS],
+                    }
+                )
+                out = _encode_dead(dead)
+            return out
+        except Exception as exc:
+            return self._last_resort(record, reason, exc)
+
+    def _last_resort(
+        self, record: InboundRecord, reason: DeadLetterReason, exc: Exception
+    ) -> Output:
+        """A dead letter of the record's coordinates, size and digest only: what is left when
+        even the dead letter could not be built."""
+        raw = record.value or b""
+        dead = DeadLetter(
+            reason=reason,
+            error_class=_clean(type(exc).__name__, ERROR_CLASS_CHARS),
+            error_message=_clean(f"the dead letter could not be built: {_describe(exc)}", 256),
+            source=SourceRef(
+                topic=_clean(record.topic, 256),
+                partition=max(0, record.partition),
+                offset=max(0, record.offset),
+            ),
+            payload_b64="",
+            payload_truncated=bool(raw),
+            payload_sha256=hashlib.sha256(raw).hexdigest(),
+            payload_size=len(raw),
+            key_truncated=record.key is not None,
+            first_seen_at=record.received_at,
+        )
+        return _encode_dead(dead)
+
+    def _unexpected(
+        self, record: InboundRecord, message: InboundMessage | None, exc: Exception
+    ) -> Output:
+        # A bug or an input nobody foresaw must cost one record, never the batch or the worker.
+        return self._dead(
+            record,
+            DeadLetterReason.UNEXPECTED_ERROR,
+            type(exc).__name__,
+            _describe(exc),
+            message_id=message.id if message else None,
+        )
+
+    def _failed(self, item: _Valid, role: str, failure: ItemFailure) -> Output:
+        return self._dead(
+            item.record,
+            _reason(failure),
+            type(failure).__name__,
+            f"{role}: {failure.message}",
+            message_id=item.message.id,
+        )
+
+
+def _parse_json(text: str) -> object:
+    """The JSON value of `text`; RecordRejectedError (invalid_json) for text that is not JSON
+    or holds what the worker will not take: NaN or Infinity (not JSON, though Python reads
+    them), numbers beyond a double, integers of more than MAX_INT_DIGITS digits."""
+    try:
+        return json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
+    except RecursionError as exc:
+        # Nesting deeper than the parser allows, e.g. "[[[[...".
+        raise RecordRejectedError(
+            DeadLetterReason.INVALID_JSON, "value is not JSON the worker takes: nested too deep"
+        ) from exc
+    except _JSONRejected as exc:
+        raise RecordRejectedError(
+            DeadLetterReason.INVALID_JSON, f"value is not JSON the worker takes: {exc}"
+        ) from exc
+    except ValueError as exc:
+        # JSONDecodeError, or int()'s own digit limit should it be set below MAX_INT_DIGITS.
+        raise RecordRejectedError(
+            DeadLetterReason.INVALID_JSON, f"value is not JSON: {exc}"
+        ) from exc
+
+
+def _reject_constant(name: str) -> object:
+    raise _JSONRejected(f"{name} is not a JSON number")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _JSONRejected(f"the number {literal[:40]!r} is out of range for a double")
+    return value
+
+
+def _bounded_int(literal: str) -> int:
+    # Parsing a huge integer is quadratic, and Python refuses more than 4300 digits anyway,
+    # with advice (sys.set_int_max_str_digits) meant for the program, not the producer.
+    digits = len(literal) - literal.startswith("-")
+    if digits > MAX_INT_DIGITS:
+        raise _JSONRejected(
+            f"an integer has {digits} digits, more than the {MAX_INT_DIGITS} accepted"
+        )
+    return int(literal)
+
+
+def _not_unicode(text: str) -> str | None:
+    """Why `text` cannot be encoded as UTF-8 (a lone surrogate), or None when it can."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"lone surrogate {text[exc.start]!a} at character {exc.start}"
+    return None
+
+
+def _usable_id(message_id: str | None) -> str | None:
+    """The id when a dead letter can carry it (and be keyed by it), else None."""
+    if not message_id or len(message_id) > MAX_ID_LENGTH or _not_unicode(message_id):
+        return None
+    return message_id
+
+
+def _clean(text: str, limit: int) -> str:
+    """`text` as valid Unicode (lone surrogates escaped as \\udXXX) and at most `limit`
+    characters, so a dead letter always encodes and stays small."""
+    safe = text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > limit or len(safe) > limit:
+        return safe[: limit - 1] + "\u2026"
+    return safe
+
+
+def _describe(exc: BaseException) -> str:
+    """`str(exc)`, or its repr or type when that fails or is empty."""
+    try:
+        return str(exc) or repr(exc)
+    except Exception:
+        return type(exc).__name__
+
+
+def _encode_dead(dead: DeadLetter) -> Output:
+    return Output(dead, dead_letter_key(dead), dead.model_dump_json().encode("utf-8"))
+
+
+def _preview(raw: bytes) -> str | None:
+    """The start of the payload as text, when the whole payload is valid UTF-8."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    # Cutting the bytes may split a character; the whole value decoded, so dropping it is safe.
+    return raw[: PREVIEW_CHARS * 4].decode("utf-8", errors="ignore")[:PREVIEW_CHARS]
+
+
+def _source(record: InboundRecord) -> SourceRef:
+    return SourceRef(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp=record.timestamp,
+    )

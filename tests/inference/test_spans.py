@@ -1,0 +1,89 @@
+"""Token tags -> entity spans: first sub-token per word, B-/I- merging, original offsets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference._encoding import Row
+from inference._spans import entity_spans
+
+LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+def _row(text: str, pieces: list[tuple[str, int]], tags: list[str]) -> tuple[Row, np.ndarray]:
+    """A row of [CLS] pieces [SEP] with one-hot-ish probabilities for `tags`."""
+    offsets: list[tuple[int, int]] = [(0, 0)]
+    word_ids: list[int | None] = [None]
+    cursor = 0
+    for piece, word in pieces:
+        start = text.index(piece, cursor)
+        offsets.append((start, start + len(piece)))
+        word_ids.append(word)
+        cursor = start + len(piece)
+    offsets.append((0, 0))
+    word_ids.append(None)
+    probs = np.full((len(offsets), len(LABELS)), 0.025)
+    for t, tag in enumerate(["O", *tags, "O"]):
+        probs[t, LABELS.index(tag)] = 0.9
+    row = Row(0, list(range(len(offsets))), [0] * len(offsets), offsets, word_ids)
+    return row, probs
+
+
+def test_b_and_i_tags_merge_into_one_span_over_the_original_text() -> None:
+    text = "Dr.  Mary  Smith flew"
+    row, probs = _row(
+        text,
+        [("Dr", 0), (".", 1), ("Mary", 2), ("Smith", 3), ("flew", 4)],
+        ["O", "O", "B-PER", "I-PER", "O"],
+    )
+    (entity,) = entity_spans(text, [row], [probs], LABELS)
+    assert (entity.type, entity.text, entity.start, entity.end) == ("PER", "Mary  Smith", 5, 16)
+    assert entity.score == pytest.approx(0.9)
+
+
+def test_a_word_takes_the_tag_of_its_first_sub_token_and_its_full_span() -> None:
+    text = "Londoners visited"
+    row, probs = _row(text, [("London", 0), ("ers", 0), ("visited", 1)], ["B-LOC", "O", "O"])
+    (entity,) = entity_spans(text, [row], [probs], LABELS)
+    assert (entity.text, entity.start, entity.end) == ("Londoners", 0, 9)
+
+
+def test_word_by_word_a_new_b_tag_or_a_type_change_starts_a_new_entity() -> None:
+    text = "Mary John Paris"
+    row, probs = _row(text, [("Mary", 0), ("John", 1), ("Paris", 2)], ["B-PER", "B-PER", "I-LOC"])
+    found = entity_spans(text, [row], [probs], LABELS, viterbi=False)
+    assert [(e.type, e.text) for e in found] == [("PER", "Mary"), ("PER", "John"), ("LOC", "Paris")]
+
+
+def test_viterbi_reads_an_i_tag_of_another_type_as_its_best_valid_alternative() -> None:
+    text = "Mary Paris visited"
+    row, probs = _row(text, [("Mary", 0), ("Paris", 1), ("visited", 2)], ["B-PER", "I-LOC", "O"])
+    probs[2, LABELS.index("B-LOC")] = 0.6  # "Paris": I-LOC first (invalid after B-PER), B-LOC next
+    found = entity_spans(text, [row], [probs], LABELS)
+    assert [(e.type, e.text) for e in found] == [("PER", "Mary"), ("LOC", "Paris")]
+    assert found[1].score == pytest.approx(0.6)  # the probability of the tag decoded
+
+
+def test_words_split_across_windows_are_tagged_once() -> None:
+    text = "Mary Smith"
+    first, p1 = _row(text, [("Mary", 0)], ["B-PER"])
+    second, p2 = _row(text, [("Smith", 1)], ["I-PER"])
+    (entity,) = entity_spans(text, [first, second], [p1, p2], LABELS)
+    assert entity.text == "Mary Smith"
+
+
+def test_no_entity_tags_give_no_entities() -> None:
+    text = "the cat"
+    row, probs = _row(text, [("the", 0), ("cat", 1)], ["O", "O"])
+    assert entity_spans(text, [row], [probs], LABELS) == []
+
+
+def test_a_token_read_in_two_windows_takes_the_window_where_it_is_central() -> None:
+    text = "we met Mary Smith today at noon"
+    pieces = [("we", 0), ("met", 1), ("Mary", 2), ("Smith", 3), ("today", 4), ("at", 5)]
+    # Window 1 ends at "Mary" (no right context) and misreads it; window 2 sees it centrally.
+    edge, p1 = _row(text, pieces[:3], ["O", "O", "O"])
+    centre, p2 = _row(text, pieces[1:], ["O", "B-PER", "I-PER", "O", "O"])
+    (entity,) = entity_spans(text, [edge, centre], [p1, p2], LABELS)
+    assert (entity.type, entity.text) == ("PER", "Mary Smith")
