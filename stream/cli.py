@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import typer
 
 from stream._cli_runner import run_app
@@ -12,6 +15,39 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+#: Set to 1 (or pass --verbose) to see every library's warnings, load reports and progress bars.
+VERBOSE_ENV = "TEXTROUTE_VERBOSE"
+
+
+def quiet_libraries() -> None:
+    """Silence what libraries print that tells a user nothing: transformers' load reports and
+    'Loading weights' bars, advisory warnings, datasets' per-step Map bars. Our own progress
+    bars (training, evaluation, export, benchmarks) and results stay. Environment variables,
+    so the libraries, imported later, and our subprocesses (the demo's) read them; a value the
+    user set wins."""
+    for name, value in (
+        ("TRANSFORMERS_VERBOSITY", "error"),
+        ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1"),
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("HF_DATASETS_DISABLE_PROGRESS_BARS", "1"),
+    ):
+        os.environ.setdefault(name, value)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Show every library's warnings, reports and progress bars."
+    ),
+) -> None:
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"  # the demo's subprocesses inherit it
+    if os.environ.get(VERBOSE_ENV) != "1":
+        quiet_libraries()
 
 
 #: Entry-point group through which each installed package adds its commands (pyproject.toml).

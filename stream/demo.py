@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import signal
 import subprocess
@@ -99,6 +100,12 @@ def ensure_models(settings: DemoSettings, console: Console) -> tuple[Path, Path]
     classifier, ner = settings.models_dir / "classifier", settings.models_dir / "ner"
     data = settings.data_dir
     common = ["--base-model", settings.base_model, "--batch-size", "16", "--patience", "0"]
+    missing = [path for path in (classifier, ner) if not _ready_artifact(path)]
+    if missing and importlib.util.find_spec("training") is None:
+        raise StreamConfigError(
+            f"no trained model at {', '.join(map(str, missing))}, and this install cannot train "
+            "one: pip install 'textroute[train]', or pass --models-dir with trained artifacts."
+        )
     if _ready_artifact(classifier):
         console.print(f"classifier: using {classifier}")
     else:

@@ -155,6 +155,8 @@ def fine_tune(
         report_to=["tensorboard"] if tensorboard else "none",
         seed=hp.seed,
         dataloader_num_workers=0,
+        # Pinned memory only helps a copy to a GPU; on CPU torch warns about it every epoch.
+        dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=False,
         fp16=precision["fp16"],
         bf16=precision["bf16"],

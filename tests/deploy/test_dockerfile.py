@@ -19,10 +19,9 @@ tomllib = pytest.importorskip("tomllib")
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DOCKERIGNORE = ROOT / "deploy" / "Dockerfile.dockerignore"
-REQUIREMENTS = {
-    "cpu": ROOT / "deploy" / "requirements-cpu.txt",
-    "gpu": ROOT / "deploy" / "requirements-gpu.txt",
-}
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+#: What the images serve with; `training` (and its `[train]` stack) stays out of both.
+SERVING_PACKAGES = {"schemas", "inference", "stream"}
 
 
 @dataclass
@@ -51,6 +50,13 @@ def stages() -> dict[str, Stage]:
         elif current is not None:
             current.instructions.append((keyword, rest.strip()))
     return out
+
+
+def lineage(name: str, all_stages: dict[str, Stage]) -> list[tuple[str, str]]:
+    """The instructions that build stage `name`: its bases' (in this file) first."""
+    stage = all_stages[name]
+    parent = lineage(stage.base, all_stages) if stage.base in all_stages else []
+    return parent + stage.instructions
 
 
 def final_user(stage: Stage, all_stages: dict[str, Stage]) -> str | None:
@@ -87,19 +93,52 @@ def test_runtime_images_are_slim_and_copy_only_the_virtualenv() -> None:
     assert not [k for k, _ in all_stages["runtime"].instructions if k == "RUN" and "pip" in _]
 
 
-def test_cpu_build_installs_no_torch_and_checks_it() -> None:
-    build = stages()["build-cpu"]
-    runs = " ".join(build.args("RUN"))
-    assert "pip install -r /tmp/requirements-cpu.txt" in runs
-    assert "pip install --no-deps ." in runs
-    assert "find_spec('torch') is not None" in runs
-    cpu = {canonicalize_name(r.name) for r in _requirements("cpu")}
-    assert not cpu & {"torch", "transformers", "accelerate", "datasets", "optuna"}
+def _names(requirements: list[str]) -> set[str]:
+    return {canonicalize_name(Requirement(r).name) for r in requirements}
 
 
-def test_gpu_build_adds_torch() -> None:
-    assert "torch" in {canonicalize_name(r.name) for r in _requirements("gpu")}
-    assert "requirements-gpu.txt" in " ".join(stages()["build-gpu"].args("RUN"))
+def test_images_install_from_pyproject_with_no_hand_kept_list() -> None:
+    text = DOCKERFILE.read_text()
+    assert "requirements" not in text and "--no-deps" not in text
+    assert not list((ROOT / "deploy").glob("requirements*.txt")), "pyproject is the one list"
+
+
+def test_cpu_build_installs_the_serving_set_without_torch_and_checks_it() -> None:
+    all_stages = stages()
+    runs = [a for k, a in lineage("build-cpu", all_stages) if k == "RUN"]
+    installs = [r for r in runs if "pip install" in r]
+    assert installs and all(re.search(r"pip install \.(\s|$)", r) for r in installs), installs
+    assert "find_spec('torch') is not None" in " ".join(all_stages["build-cpu"].args("RUN"))
+    core = _names(PYPROJECT["project"]["dependencies"])
+    assert not core & {"torch", "transformers", "accelerate", "datasets", "optuna"}
+    assert {"onnxruntime", "tokenizers"} <= core
+
+
+def test_gpu_build_installs_the_gpu_extra_with_torch() -> None:
+    runs = [a for k, a in lineage("build-gpu", stages()) if k == "RUN" and "pip install" in a]
+    assert runs and all('pip install ".[gpu]"' in r for r in runs[1:]), runs
+    assert {"torch", "transformers"} <= _names(PYPROJECT["project"]["optional-dependencies"]["gpu"])
+
+
+@pytest.mark.parametrize("build", ["build-cpu", "build-gpu"])
+def test_dependencies_install_before_the_sources_are_copied(build: str) -> None:
+    """A code change must not reinstall every dependency: pyproject.toml is copied and its
+    dependencies installed in an earlier layer than any package's sources."""
+    steps = lineage(build, stages())
+    copies = [(i, a) for i, (k, a) in enumerate(steps) if k == "COPY" and "--from" not in a]
+    first_source = next(i for i, a in copies if a.split()[0] in SERVING_PACKAGES)
+    [(pyproject, _)] = [(i, a) for i, a in copies if a.split()[0] == "pyproject.toml"]
+    assert any(k == "RUN" and "pip install" in a for k, a in steps[pyproject:first_source]), (
+        "no dependency install between COPY pyproject.toml and the sources"
+    )
+
+
+@pytest.mark.parametrize("build", ["build-cpu", "build-gpu"])
+def test_images_carry_the_serving_packages_and_not_training(build: str) -> None:
+    copied = {
+        a.split()[0] for k, a in lineage(build, stages()) if k == "COPY" and "--from" not in a
+    }
+    assert copied & {*SERVING_PACKAGES, "training"} == SERVING_PACKAGES
 
 
 def test_images_run_as_a_numeric_non_root_user() -> None:
@@ -140,26 +179,3 @@ def test_copied_sources_exist_and_are_not_dockerignored() -> None:
                     continue
                 assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
                 assert not any(fnmatch.fnmatch(source, pattern) for pattern in ignored), source
-
-
-def _requirements(kind: str) -> list[Requirement]:
-    lines = REQUIREMENTS[kind].read_text().splitlines()
-    return [Requirement(x) for x in lines if x.strip() and not x.lstrip().startswith("#")]
-
-
-def test_pinned_versions_satisfy_the_project_requirements() -> None:
-    declared = {
-        canonicalize_name(r.name): r
-        for r in map(
-            Requirement,
-            tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"],
-        )
-    }
-    for kind in REQUIREMENTS:
-        for pinned in _requirements(kind):
-            name = canonicalize_name(pinned.name)
-            if name not in declared:
-                continue
-            for spec in pinned.specifier:
-                if spec.operator == "==":
-                    assert declared[name].specifier.contains(spec.version), (kind, str(pinned))
