@@ -17,6 +17,7 @@ the faults injected, and throughput. The exit code is 0 only when nothing was lo
 
     python bench/chaos.py                            # models/classifier + models/ner (make demo)
     python bench/chaos.py --model-dir models/multitask
+    python bench/chaos.py --tiny-models              # tiny trained models: the delivery path
     python bench/chaos.py --smoke                    # 3,000 messages, a kill every ~8 s
     python bench/chaos.py --messages 20000 --rate 500 --json chaos.json --keep
 """
@@ -558,6 +559,39 @@ def report(figures: Figures) -> None:
 # ---- the run ------------------------------------------------------------------------------
 
 
+# Maps three of the tiny classifier's four labels, as the tests' rules do.
+TINY_RULES = """default_queue: triage
+review: {queue: human-review, min_confidence: 0.3}
+categories: {World: desk.world, Sports: desk.sports, Business: desk.business}
+entity_rules:
+  - {name: watch, type: ORG, values: [google], queue: desk.watch}
+"""
+
+
+def build_tiny_models(args: argparse.Namespace, out: Path) -> None:
+    """Tiny trained classifier and NER artifacts exported to ONNX int8, and rules for them."""
+    from training.export import EvalSample, export_artifact
+    from training.tiny import (
+        TOPICS,
+        build_tiny_classifier,
+        build_tiny_ner,
+        ner_sentences,
+        topic_texts,
+    )
+
+    console.print("training tiny models (seconds)")
+    args.classifier = build_tiny_classifier(out / "classifier")
+    texts, labels = topic_texts(128, seed=2)
+    export_artifact(args.classifier, eval_data=EvalSample.from_labelled(texts, labels, TOPICS))
+    args.ner = build_tiny_ner(out / "ner")
+    words, tags = ner_sentences(128, seed=2)
+    export_artifact(args.ner, eval_data=EvalSample(source="generated", words=words, tags=tags))
+    args.model_dir = None
+    if args.rules is None:
+        args.rules = out / "rules.yaml"
+        args.rules.write_text(TINY_RULES, encoding="utf-8")
+
+
 def check_models(args: argparse.Namespace) -> None:
     dirs = [args.model_dir] if args.model_dir else [args.classifier, args.ner]
     for d in dirs:
@@ -748,6 +782,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a classify-and-tag artifact (instead of the two)",
     )
     models.add_argument(
+        "--tiny-models",
+        action="store_true",
+        help="train tiny 2-layer BERTs (training.tiny, seconds) and route with them: the "
+        "figures then measure the delivery path, not the model",
+    )
+    models.add_argument(
         "--rules",
         metavar="YAML",
         type=Path,
@@ -818,12 +858,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     # The bench's own logs (broker start and stop) would break up the progress bar.
     configure_logging("WARNING", json=False)
+    work = Path(tempfile.mkdtemp(prefix="textroute-chaos-"))
+    if args.tiny_models:
+        build_tiny_models(args, work / "models")
     try:
         check_models(args)
     except ChaosError as exc:
         print(f"chaos: {exc}", file=sys.stderr)  # one line, unwrapped
         return 2
-    work = Path(tempfile.mkdtemp(prefix="textroute-chaos-"))
     try:
         figures = asyncio.run(run(args, work))
     except (ChaosError, StreamError) as exc:

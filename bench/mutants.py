@@ -2,10 +2,10 @@
 must catch it; a mutant whose tests still pass is a guard nothing checks.
 
 Each mutant names one guard of the stream's delivery or processing path (stream/faust_app.py,
-stream/processor.py, stream/models.py, stream/worker.py), the exact source it removes or changes,
-and the tests that pin it. The copy is made once (the files git tracks or would add, without
-.venv or models), each mutant is applied to it alone, its tests run with that copy first on
-the import path (worker subprocesses inherit it), and the file is restored.
+stream/processor.py, stream/model_set.py, stream/models.py, stream/worker.py), the exact source
+it removes or changes, and the tests that pin it. The copy is made once (the files git tracks or
+would add, without .venv or models), each mutant is applied to it alone, its tests run with that
+copy first on the import path (worker subprocesses inherit it), and the file is restored.
 
     python bench/mutants.py                 # every mutant (about 15-25 minutes on 2 cores)
     python bench/mutants.py --only ack      # the mutants whose name contains "ack"
@@ -137,7 +137,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="whole-call-failure-not-narrowed-to-items",
-        path="stream/processor.py",
+        path="stream/model_set.py",
         old="    except Exception:\n        results = []\n        for text in texts:\n",
         new="    except ZeroDivisionError:\n        results = []\n        for text in texts:\n",
         tests=(f"{WORKER}::test_a_model_failing_on_one_item_dead_letters_only_that_item",),
@@ -145,22 +145,21 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="parallel-entities-misaligned-after-a-classifier-failure",
-        path="stream/processor.py",
+        path="stream/model_set.py",
         old=(
-            "            entity_lists = "
-            "[e for e, keep in zip(all_entities, ok, strict=True) if keep]\n"
+            "        entity_lists = [e for e, keep in zip(all_entities, ok, strict=True) if keep]\n"
         ),
-        new="            entity_lists = list(all_entities[: len(classified)])\n",
+        new="        entity_lists = list(all_entities[: len(classified)])\n",
         tests=(f"{WORKER}::test_a_model_failing_on_one_item_dead_letters_only_that_item",),
         guard="with NER beside the classifier, each routed text keeps its own entities",
     ),
     Mutant(
         name="ner-failure-not-dead-lettered",
-        path="stream/processor.py",
+        path="stream/model_set.py",
         old=(
-            "            if not isinstance(ents, list):\n"
-            '                outputs[item.position] = self._failed(item, "ner", ents)\n'
-            "                continue\n"
+            "        if not isinstance(ents, list):\n"
+            '            outcomes[i] = Failed("ner", ents)\n'
+            "            continue\n"
         ),
         new="",
         tests=(f"{WORKER}::test_a_model_failing_on_one_item_dead_letters_only_that_item",),
@@ -236,6 +235,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="run the mutants whose name contains this")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument(
+        "--check", action="store_true", help="only check that every mutant still applies"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the copy and the logs")
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the run of the unchanged copy"
@@ -243,6 +245,14 @@ def main() -> int:
     args = parser.parse_args()
     console = Console()
     chosen = [m for m in MUTANTS if args.only in m.name]
+
+    if args.check:
+        stale = [
+            m.name for m in chosen if (REPO / m.path).read_text(encoding="utf-8").count(m.old) != 1
+        ]
+        for name in stale:
+            console.print(f"[red]error:[/] mutant {name} no longer applies")
+        return 2 if stale else 0
 
     if args.list:
         for m in chosen:
