@@ -13,6 +13,13 @@ from schemas import Entity
 from schemas.tags import tag_parts
 
 
+def window_centrality(position: int, first: int, last: int) -> int:
+    """How far the token at `position` sits from the nearer edge of its window's content
+    (tokens `first`..`last`). Windows of a long text overlap; a token read in several takes
+    its prediction from the most central reading, where the model saw context on both sides."""
+    return min(position - first, last - position)
+
+
 @dataclass
 class _Word:
     start: int
@@ -26,8 +33,8 @@ def _words(
 ) -> list[_Word]:
     """One entry per word: its tag and probability from its first sub-token, its span from all.
 
-    Windows of a long text overlap; a token read in several windows takes its prediction from
-    the one where it sits furthest from an edge, where the model saw context on both sides.
+    A token read in several overlapping windows takes its prediction from the one where it
+    sits most centrally (`window_centrality`).
     With `viterbi` the tags are the most probable valid BIO sequence, else each word's argmax.
     """
     spans: dict[int, list[int]] = {}
@@ -44,7 +51,7 @@ def _words(
             start, end = row.offsets[t]
             span = spans.setdefault(w, [start, end])
             span[0], span[1] = min(span[0], start), max(span[1], end)
-            rank = min(t - first, last - t)
+            rank = window_centrality(t, first, last)
             seen = best.get((w, start))
             if seen is None or rank > seen[0]:
                 best[(w, start)] = (rank, p[t])

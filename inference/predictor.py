@@ -1,26 +1,23 @@
-"""The batch predictor over a backend, and `load_predictor` for an artifact directory."""
+"""The batch predictor over a backend (inference.loading builds it for an artifact)."""
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 import structlog
 
+from inference._answers import AnswerWindow, decode_answers, null_threshold_of
 from inference._encoding import Encoded, Row, TextEncoder, length_buckets, pad
 from inference._spans import entity_spans
-from inference.backend import Backend, BackendPlan, plan_backend
-from inference.errors import OnnxFileMissingError, TokenizerMissingError, WrongTaskError
+from inference.backend import Backend
+from inference.errors import WrongTaskError
 from inference.items import INFERENCE_ERROR, Answer, ItemError, check_pair, check_text
-from inference.lexical import WeightedExpert, load_lexical
+from inference.lexical import WeightedExpert
 from inference.settings import InferenceSettings
-from schemas import Classification, Entity, FileRole, LabelScore, ModelManifest, TaskKind
-from schemas.artifact import read_manifest
+from schemas import Classification, Entity, LabelScore, ModelManifest, TaskKind
 
 log = structlog.get_logger(__name__)
 
@@ -220,22 +217,31 @@ class Predictor:
     def answers(self, pairs: Sequence[object]) -> list[Answer | ItemError]:
         """Extractive answers to (question, context) pairs, as spans of each context. A
         context longer than max_length is read in overlapping windows, each with the question;
-        the answer is the best-scoring span of any window."""
+        the answer is the best span of any window, decoded as in training's evaluation
+        (`decode_answers`): empty text when the no-answer score beats it by more than the
+        model's null threshold (SQuAD v2 models; `null_threshold_of`)."""
         self._require(TaskKind.QUESTION_ANSWERING)
         good, errors = _checked(pairs, check_pair, self.settings.max_chars)
         encoded = self._encoder.pairs(good, qa=True)
         errors.update(_refused(encoded))
         outputs = self._run(encoded.rows, ["start_logits", "end_logits"], per_token=True)
-        contexts = {i: pair[1] for i, pair in good}
-        found: dict[int, Answer] = {}
+        windows: list[AnswerWindow] = []
         for row, out in zip(encoded.rows, outputs, strict=True):
             if isinstance(out, Exception):
                 errors[row.item] = _failure(row.item, out)
             else:
-                span = best_span(row, out, contexts[row.item], self.settings.max_answer_tokens)
-                if row.item not in found or span.score > found[row.item].score:
-                    found[row.item] = span
-        return [errors[i] if i in errors else found[i] for i in range(len(pairs))]
+                windows.append(_answer_window(row, out))
+        decoded = decode_answers(
+            windows,
+            {i: pair[1] for i, pair in good},
+            max_answer_length=self.settings.max_answer_tokens,
+            null_threshold=null_threshold_of(self.manifest),
+        )
+        served = {
+            i: Answer(text=a.text, start=a.start, end=a.end, score=a.score)
+            for i, a in decoded.items()
+        }
+        return [errors[i] if i in errors else served[i] for i in range(len(pairs))]
 
     def answer(self, question: str, context: str) -> Answer | ItemError:
         """The answer to one question about one context."""
@@ -267,17 +273,18 @@ def _checked(
     return good, errors
 
 
-def best_span(row: Row, out: Outputs, context: str, max_tokens: int) -> Answer:
-    """The most probable start <= end pair within the context tokens, at most max_tokens long."""
-    in_context = np.array(
-        [t == 1 and w is not None for t, w in zip(row.type_ids, row.word_ids, strict=True)]
+def _answer_window(row: Row, out: Outputs) -> AnswerWindow:
+    """A question-answering row as a window of its context: the context's tokens are those of
+    the second sequence that come from a word (the closing [SEP] does not)."""
+    return AnswerWindow(
+        item=row.item,
+        start_logits=out["start_logits"],
+        end_logits=out["end_logits"],
+        in_context=[
+            t == 1 and w is not None for t, w in zip(row.type_ids, row.word_ids, strict=True)
+        ],
+        offsets=row.offsets,
     )
-    start_p = softmax(np.where(in_context, out["start_logits"], -np.inf))
-    end_p = softmax(np.where(in_context, out["end_logits"], -np.inf))
-    joint = np.triu(np.outer(start_p, end_p)) - np.triu(np.ones((len(start_p),) * 2), max_tokens)
-    s, e = np.unravel_index(int(joint.argmax()), joint.shape)
-    begin, finish = row.offsets[s][0], row.offsets[e][1]
-    return Answer(text=context[begin:finish], start=begin, end=finish, score=float(joint[s, e]))
 
 
 def _refused(encoded: Encoded) -> dict[int, ItemError]:
@@ -292,101 +299,4 @@ def _refused(encoded: Encoded) -> dict[int, ItemError]:
 def _failure(item: int, exc: Exception) -> ItemError:
     return ItemError(
         index=item, reason=INFERENCE_ERROR, message=f"the model failed on this item: {exc}"
-    )
-
-
-def _max_length(root: Path, manifest: ModelManifest) -> int:
-    """The manifest's max_length, capped by the encoder's position table if config.json says."""
-    config = root / "config.json"
-    if config.is_file():
-        positions = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
-        if isinstance(positions, int) and positions > 0:
-            return min(manifest.max_length, positions)
-    return manifest.max_length
-
-
-def _parallelism(settings: InferenceSettings, plan: BackendPlan) -> tuple[int, int]:
-    """(buckets run at once, intra-op threads for each run): ONNX Runtime on CPU splits the
-    cores between concurrent runs; PyTorch runs one bucket at a time with all of them."""
-    if plan.kind != "onnx":
-        return 1, settings.threads
-    cores = os.cpu_count() or 1
-    budget = settings.threads or cores
-    runs = settings.concurrency or min(cores, budget)
-    return runs, max(1, budget // runs)
-
-
-def _build_backend(
-    root: Path, manifest: ModelManifest, plan: BackendPlan, threads: int, *, spin: bool = False
-) -> Backend:
-    if plan.kind == "torch":
-        from inference.torch_backend import TorchBackend
-
-        return TorchBackend(
-            root,
-            manifest.task,
-            name=plan.name,
-            device=plan.device,
-            precision=plan.precision,
-            threads=threads,
-            pooling=manifest.pooling,
-        )
-    from inference.onnx_backend import OnnxBackend
-
-    role = FileRole.ONNX_INT8 if plan.precision == "int8" else FileRole.ONNX_FP32
-    entry = manifest.file_for(role)
-    if entry is None:
-        raise OnnxFileMissingError(
-            f"artifact {root} has no {role.value} model; run `textroute export {root}` "
-            "to add the ONNX files, or set TEXTROUTE_INFERENCE_BACKEND=torch"
-        )
-    return OnnxBackend(root / entry.path, name=plan.name, threads=threads, spin=spin)
-
-
-def load_predictor(
-    artifact_dir: Path | str, settings: InferenceSettings | None = None
-) -> Predictor:
-    """Verify the artifact's checksums, pick the backend, build the predictor.
-
-    Raises an ArtifactError subclass for a missing, corrupt or incomplete artifact (no ONNX
-    file for the ONNX backend: run `textroute export DIR`), InferenceConfigError for settings
-    this machine cannot honour.
-    """
-    settings = settings if settings is not None else InferenceSettings()
-    root = Path(artifact_dir)
-    manifest = read_manifest(root, verify=True)
-    tokenizer_json = root / "tokenizer.json"
-    if not any(f.path == "tokenizer.json" for f in manifest.files) or not tokenizer_json.is_file():
-        raise TokenizerMissingError(
-            f"artifact {root} has no tokenizer.json (fast tokenizer) in its manifest; "
-            "re-save the model with a fast tokenizer"
-        )
-    lexical = (
-        load_lexical(root, manifest)
-        if manifest.task in (TaskKind.CLASSIFICATION, TaskKind.CLASSIFY_AND_TAG)
-        else None
-    )
-    plan = plan_backend(settings)
-    concurrency, threads = _parallelism(settings, plan)
-    backend = _build_backend(root, manifest, plan, threads, spin=settings.spin)
-    solo = (
-        _build_backend(root, manifest, plan, concurrency * threads, spin=settings.spin)
-        if concurrency > 1
-        else None
-    )
-    encoder = TextEncoder(tokenizer_json, _max_length(root, manifest), stride=settings.chunk_stride)
-    log.info(
-        "inference.loaded",
-        model=manifest.name,
-        version=manifest.version,
-        task=manifest.task.value,
-        backend=backend.name,
-    )
-    kind = Predictor
-    if manifest.task is TaskKind.CLASSIFY_AND_TAG:
-        from inference.multitask import MultiTaskPredictor  # it subclasses Predictor
-
-        kind = MultiTaskPredictor
-    return kind(
-        manifest, backend, encoder, settings, concurrency=concurrency, solo=solo, lexical=lexical
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -12,14 +13,28 @@ import numpy as np
 from inference.errors import ModelLoadFailedError
 from schemas import Pooling, TaskKind
 
-_AUTO_CLASS = {
-    TaskKind.CLASSIFICATION: "AutoModelForSequenceClassification",
-    TaskKind.PAIR_CLASSIFICATION: "AutoModelForSequenceClassification",
-    TaskKind.TOKEN_CLASSIFICATION: "AutoModelForTokenClassification",
-    TaskKind.QUESTION_ANSWERING: "AutoModelForQuestionAnswering",
-    TaskKind.CLASSIFY_AND_TAG: "AutoModelForTokenClassification",
-}
+#: The transformers Auto class that loads each task's weights, by name: transformers is imported
+#: only when a model is built, so a serving install without it can still import this module.
+AUTO_MODEL_CLASSES: Mapping[TaskKind, str] = MappingProxyType(
+    {
+        TaskKind.CLASSIFICATION: "AutoModelForSequenceClassification",
+        TaskKind.PAIR_CLASSIFICATION: "AutoModelForSequenceClassification",
+        TaskKind.TOKEN_CLASSIFICATION: "AutoModelForTokenClassification",
+        TaskKind.QUESTION_ANSWERING: "AutoModelForQuestionAnswering",
+        TaskKind.CLASSIFY_AND_TAG: "AutoModelForTokenClassification",
+    }
+)
 _OUTPUTS = {TaskKind.QUESTION_ANSWERING: ("start_logits", "end_logits")}
+
+
+def auto_model_class(task: TaskKind, pooling: Pooling = "cls") -> Any:
+    """The transformers Auto class that builds or loads a model of `task`. A mean-pooled
+    classifier is a token-classification model (`mean_pooled` averages its per-token logits),
+    so that is the class its weights load with."""
+    import transformers
+
+    name = "AutoModelForTokenClassification" if pooling == "mean" else AUTO_MODEL_CLASSES[task]
+    return getattr(transformers, name)
 
 
 class TorchBackend:
@@ -37,22 +52,18 @@ class TorchBackend:
         pooling: Pooling = "cls",
     ) -> None:
         import torch
-        import transformers
 
         dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         if threads and device == "cpu":
             torch.set_num_threads(threads)
-        mean = pooling == "mean"  # a token-classification model read as a sequence classifier
-        auto = getattr(
-            transformers, "AutoModelForTokenClassification" if mean else _AUTO_CLASS[task]
-        )
+        auto = auto_model_class(task, pooling)
         try:
             model: Any = auto.from_pretrained(artifact_dir, dtype=dtype)
         except Exception as exc:  # transformers raises OSError/ValueError/safetensors errors
             raise ModelLoadFailedError(
                 f"PyTorch cannot load the model in {artifact_dir}: {exc}"
             ) from exc
-        if mean:
+        if pooling == "mean":  # a token-classification model read as a sequence classifier
             from inference.pooling import mean_pooled
 
             model = mean_pooled(model)

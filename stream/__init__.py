@@ -2,8 +2,9 @@
 
 from stream.broker import EmbeddedBroker, resolve_broker_bin
 from stream.config import BrokerSettings, EmbeddedBrokerSettings, TopicSettings, WorkerSettings
+from stream.model_set import ModelSet, infer_batch
 from stream.models import ReloadingModels, inference_loader
-from stream.processor import BatchProcessor, BatchResult, InboundRecord, ModelSet
+from stream.processor import BatchProcessor, BatchResult, InboundRecord
 from stream.routing import Router, RoutingRules, load_rules
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "RoutingRules",
     "TopicSettings",
     "WorkerSettings",
+    "infer_batch",
     "inference_loader",
     "load_rules",
     "resolve_broker_bin",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import structlog
 
@@ -14,7 +15,7 @@ from schemas.artifact import read_manifest
 from schemas.manifest import ModelManifest, TaskKind
 from stream.errors import ModelSlotError
 from stream.metrics import StreamMetrics
-from stream.processor import Classifier, EntityTagger, ModelSet
+from stream.model_set import ClassifierTagger, EntityTagger, ModelSet
 
 log = structlog.get_logger(__name__)
 
@@ -46,9 +47,26 @@ def inference_loader(*, split_cores: bool = False) -> Loader:
     return load
 
 
-def same_artifact(classifier_dir: Path, ner_dir: Path | None) -> bool:
-    """Whether both roles name one directory: a classify-and-tag artifact, loaded once."""
-    return ner_dir is not None and classifier_dir.resolve() == ner_dir.resolve()
+@dataclass(frozen=True)
+class ModelDirs:
+    """The artifact directory of each role, and whether one classify-and-tag artifact fills
+    both: the one place that tells, from the configured directories (see `of`)."""
+
+    classifier: Path
+    ner: Path | None = None
+    #: One artifact in both roles: loaded once, a ModelSet.joint_model called once a batch.
+    shared: bool = False
+
+    @classmethod
+    def of(cls, classifier_dir: Path, ner_dir: Path | None) -> ModelDirs:
+        """Both roles naming one directory (after resolving links and dots) share it."""
+        shared = ner_dir is not None and classifier_dir.resolve() == ner_dir.resolve()
+        return cls(classifier_dir, ner_dir, shared)
+
+    @property
+    def two_models(self) -> bool:
+        """Whether a batch runs two models: a classifier and a separate NER model."""
+        return self.ner is not None and not self.shared
 
 
 #: The artifact tasks each slot can serve: a classify-and-tag model has both halves, so it
@@ -80,9 +98,9 @@ class ReloadingModels:
     manifest in a model directory changes, and keeps the old models if the new ones fail.
 
     When the classifier and NER directories are the same (a classify-and-tag artifact), one
-    predictor plays both roles, so the worker runs it once per batch. An artifact whose task
-    does not fit its slot (SLOT_TASKS) is refused: ModelSlotError at start, the old models kept
-    at reload.
+    predictor plays both roles (ModelSet.joint_model), so the worker runs it once per batch.
+    An artifact whose task does not fit its slot (SLOT_TASKS) is refused: ModelSlotError at
+    start, the old models kept at reload.
     """
 
     def __init__(
@@ -94,22 +112,12 @@ class ReloadingModels:
         validate: Validator | None = None,
         metrics: StreamMetrics | None = None,
     ) -> None:
-        self._classifier_dir = classifier_dir
-        self._dirs = {"classifier": classifier_dir, "ner": ner_dir}
+        self._dirs = ModelDirs.of(classifier_dir, ner_dir)
         self._loader = loader
         self._validate = validate
         self._metrics = metrics
         self._lock = threading.Lock()
-        self._shared = same_artifact(classifier_dir, ner_dir)
-        classifier: Classifier = self._load(self._classifier_slot, classifier_dir)
-        ner: EntityTagger | None
-        if self._shared:
-            ner = cast(EntityTagger, classifier)  # a classify-and-tag predictor is both
-        else:
-            ner = self._load("NER", ner_dir) if ner_dir is not None else None
-        models = ModelSet(classifier, ner)
-        if validate is not None:
-            validate(models)
+        models = self._candidate(None, ("classifier", "ner"))
         self._models = models
         self._publish_versions(None, models)
 
@@ -160,10 +168,6 @@ class ReloadingModels:
             log.info("models.reloaded", versions=self.versions())
             return changed
 
-    @property
-    def _classifier_slot(self) -> str:
-        return "classifier+NER" if self._shared else "classifier"
-
     def _load(self, slot: str, artifact_dir: Path) -> Any:
         """Load one artifact after checking that its task fits `slot`."""
         # The manifest on disk is checked first so a misplaced model is refused before the
@@ -173,26 +177,39 @@ class ReloadingModels:
         check_slot(slot, artifact_dir, model.manifest)
         return model
 
-    def _candidate(self, current: ModelSet, changed: list[str]) -> ModelSet:
-        """The model set with the `changed` roles loaded anew, checked; raises on any failure."""
-        classifier = (
-            self._load(self._classifier_slot, self._classifier_dir)
-            if "classifier" in changed
-            else current.classifier
-        )
-        ner_dir = self._dirs["ner"]
-        ner: EntityTagger | None
-        if self._shared:
-            ner = cast(EntityTagger, classifier)
+    def _candidate(self, current: ModelSet | None, changed: Collection[str]) -> ModelSet:
+        """The model set with the `changed` roles loaded anew (all of them when there is no
+        `current` set), checked; raises on any failure."""
+        dirs = self._dirs
+        candidate: ModelSet
+        if dirs.shared:
+            candidate = ModelSet.joint_model(self._load_joint(dirs.classifier))
         else:
-            ner = self._load("NER", ner_dir) if "ner" in changed and ner_dir else current.ner
-        candidate = ModelSet(classifier, ner)
+            classifier = current.classifier if current is not None else None
+            if classifier is None or "classifier" in changed:
+                classifier = self._load("classifier", dirs.classifier)
+            ner: EntityTagger | None = current.ner if current is not None else None
+            if dirs.ner is not None and (current is None or "ner" in changed):
+                ner = self._load("NER", dirs.ner)
+            candidate = ModelSet.separate(classifier, ner)
         if self._validate is not None:
             self._validate(candidate)
         return candidate
 
+    def _load_joint(self, artifact_dir: Path) -> ClassifierTagger:
+        """The one classify-and-tag model of both roles."""
+        model = self._load("classifier+NER", artifact_dir)
+        if not isinstance(model, ClassifierTagger):
+            # Only a custom loader gets here: the inference layer loads a classify-and-tag
+            # artifact as a MultiTaskPredictor.
+            raise ModelSlotError(
+                f"the classifier+NER slot needs a model with classify_and_tag, but the loader "
+                f"gave a {type(model).__name__} for {artifact_dir}"
+            )
+        return model
+
     def _disk_version(self, role: str) -> str | None:
-        path = self._dirs[role]
+        path = self._dirs.classifier if role == "classifier" else self._dirs.ner
         if path is None:
             return None
         return read_manifest(path, verify=False).version

@@ -6,12 +6,11 @@ import base64
 import hashlib
 import json
 import math
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import NamedTuple, Protocol, TypeVar, cast, runtime_checkable
+from typing import NamedTuple
 
 import structlog
 from pydantic import ValidationError
@@ -24,11 +23,11 @@ from schemas.events import (
     RoutingEvent,
     SourceRef,
 )
-from schemas.manifest import ModelManifest
 from schemas.messages import MAX_ID_LENGTH, MESSAGE_TYPES, InboundMessage, MessageKind
 from stream._pydantic import summarize_validation_error
 from stream.config import TopicSettings, WorkerSettings
 from stream.errors import RecordRejectedError
+from stream.model_set import Failed, ItemFailure, Model, ModelSet, infer_batch
 from stream.routing import Router
 from stream.topics import OutboundRecord
 
@@ -45,73 +44,6 @@ SHRUNK_ERROR_MESSAGE_CHARS = 256
 DEAD_LETTER_KEY_BYTES = 1024
 #: Python's own default limit (sys.get_int_max_str_digits), enforced whatever it is set to.
 MAX_INT_DIGITS = 4300
-T = TypeVar("T")
-
-
-class ItemFailure(Protocol):
-    """A per-item error from the inference layer (inference.ItemError)."""
-
-    @property
-    def reason(self) -> str: ...
-
-    @property
-    def message(self) -> str: ...
-
-
-class Classifier(Protocol):
-    """What the worker needs of a classification predictor."""
-
-    @property
-    def manifest(self) -> ModelManifest: ...
-
-    @property
-    def backend_name(self) -> str: ...
-
-    def classify(self, texts: Sequence[object]) -> Sequence[Classification | ItemFailure]: ...
-
-
-class EntityTagger(Protocol):
-    """What the worker needs of an NER predictor."""
-
-    @property
-    def manifest(self) -> ModelManifest: ...
-
-    @property
-    def backend_name(self) -> str: ...
-
-    def entities(self, texts: Sequence[object]) -> Sequence[list[Entity] | ItemFailure]: ...
-
-
-@runtime_checkable
-class ClassifierTagger(Protocol):
-    """What the worker needs of one model giving class and entities in one pass (a
-    classify-and-tag predictor)."""
-
-    @property
-    def manifest(self) -> ModelManifest: ...
-
-    @property
-    def backend_name(self) -> str: ...
-
-    def classify_and_tag(
-        self, texts: Sequence[object]
-    ) -> Sequence[tuple[Classification, list[Entity]] | ItemFailure]: ...
-
-
-@dataclass(frozen=True)
-class ModelSet:
-    """The predictors a batch is routed with; swapped whole when a model reloads."""
-
-    classifier: Classifier
-    ner: EntityTagger | None = None
-
-    @property
-    def joint(self) -> ClassifierTagger | None:
-        """The model, when one classify-and-tag model plays both roles: it runs once a batch."""
-        model, ner = self.classifier, cast(object, self.ner)
-        if ner is model and isinstance(model, ClassifierTagger):
-            return model
-        return None
 
 
 @dataclass(frozen=True)
@@ -197,14 +129,6 @@ def dead_letter_key(dead: DeadLetter) -> bytes:
     return f"{s.topic}/{s.partition}/{s.offset}".encode("utf-8", "backslashreplace")
 
 
-@dataclass(frozen=True)
-class _Failure:
-    """A failure raised by a predictor call rather than returned as an ItemError."""
-
-    reason: str
-    message: str
-
-
 class _Valid(NamedTuple):
     """A record that passed the checks, with its position in the batch."""
 
@@ -222,29 +146,6 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def call_isolating_failures(
-    fn: Callable[[Sequence[object]], Sequence[T | ItemFailure]], texts: Sequence[str]
-) -> tuple[list[T | ItemFailure], float]:
-    """Results of `fn(texts)`, with a crash of the whole call narrowed to the items that cause
-    it: on an exception every item is retried alone, so one poison text fails only itself."""
-    started = time.perf_counter()
-    try:
-        results = list(fn(texts))
-        if len(results) != len(texts):
-            raise RuntimeError(f"predictor returned {len(results)} results for {len(texts)}")
-    except Exception:
-        results = []
-        for text in texts:
-            try:
-                one = list(fn([text]))
-                results.append(
-                    one[0] if len(one) == 1 else _Failure("inference_error", "no result")
-                )
-            except Exception as exc:
-                results.append(_Failure("inference_error", f"{type(exc).__name__}: {exc}"))
-    return results, time.perf_counter() - started
-
-
 def _reason(failure: ItemFailure) -> DeadLetterReason:
     try:
         return DeadLetterReason(failure.reason)
@@ -252,7 +153,7 @@ def _reason(failure: ItemFailure) -> DeadLetterReason:
         return DeadLetterReason.INFERENCE_ERROR
 
 
-def _model_ref(model: Classifier | EntityTagger | ClassifierTagger) -> ModelRef:
+def _model_ref(model: Model) -> ModelRef:
     manifest = model.manifest
     return ModelRef(name=manifest.name, version=manifest.version, backend=model.backend_name)
 
@@ -432,58 +333,15 @@ class BatchProcessor:
             return
 
         models = self._models()
-        texts = [item.text for item in valid]
-        joint = models.joint
-        if joint is not None:
-            self._route_joint(joint, valid, texts, outputs, result)
-            return
-        ner_future = None
-        if models.ner is not None and self._ner_pool is not None:
-            # Tag every text while the classifier runs, on the other core; tags of texts the
-            # classifier then fails on are dropped.
-            ner_future = self._ner_pool.submit(call_isolating_failures, models.ner.entities, texts)
-        classes, result.classify_s = call_isolating_failures(models.classifier.classify, texts)
-        ok = [isinstance(c, Classification) for c in classes]
-        classified = [
-            (item, c)
-            for item, c in zip(valid, classes, strict=True)
-            if isinstance(c, Classification)
-        ]
-        for item, c in zip(valid, classes, strict=True):
-            if not isinstance(c, Classification):
-                outputs[item.position] = self._failed(item, "classifier", c)
-
-        entity_lists: list[list[Entity] | ItemFailure] = [[] for _ in classified]
-        if ner_future is not None:
-            all_entities, result.ner_s = ner_future.result()
-            entity_lists = [e for e, keep in zip(all_entities, ok, strict=True) if keep]
-        elif models.ner is not None and classified:
-            entity_lists, result.ner_s = call_isolating_failures(
-                models.ner.entities, [item.text for item, _ in classified]
-            )
+        inferred = infer_batch(models, [item.text for item in valid], ner_pool=self._ner_pool)
+        result.classify_s, result.ner_s = inferred.classify_s, inferred.ner_s
+        # A joint model is in both roles, so its events name it as classifier and as NER.
         refs = (_model_ref(models.classifier), _model_ref(models.ner) if models.ner else None)
-        for (item, classification), ents in zip(classified, entity_lists, strict=True):
-            if not isinstance(ents, list):
-                outputs[item.position] = self._failed(item, "ner", ents)
-                continue
-            outputs[item.position] = self._emit(item, classification, ents, refs)
-
-    def _route_joint(
-        self,
-        model: ClassifierTagger,
-        valid: Sequence[_Valid],
-        texts: Sequence[str],
-        outputs: list[Output | None],
-        result: BatchResult,
-    ) -> None:
-        """Route with one call of a classify-and-tag model; its time counts as the classifier's."""
-        outcomes, result.classify_s = call_isolating_failures(model.classify_and_tag, texts)
-        ref = _model_ref(model)
-        for item, outcome in zip(valid, outcomes, strict=True):
-            if isinstance(outcome, tuple):
-                outputs[item.position] = self._emit(item, outcome[0], outcome[1], (ref, ref))
+        for item, outcome in zip(valid, inferred.outcomes, strict=True):
+            if isinstance(outcome, Failed):
+                outputs[item.position] = self._failed(item, outcome.role, outcome.failure)
             else:
-                outputs[item.position] = self._failed(item, "classify-and-tag", outcome)
+                outputs[item.position] = self._emit(item, *outcome, refs)
 
     def _emit(
         self,

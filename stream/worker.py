@@ -12,8 +12,9 @@ import structlog
 from stream.config import WorkerSettings
 from stream.logs import configure_logging
 from stream.metrics import StreamMetrics
-from stream.models import Loader, ReloadingModels, inference_loader, same_artifact
-from stream.processor import BatchProcessor, Limits, ModelSet
+from stream.model_set import ModelSet
+from stream.models import Loader, ModelDirs, ReloadingModels, inference_loader
+from stream.processor import BatchProcessor, Limits
 from stream.routing import Router, RoutingRules, load_rules
 
 if TYPE_CHECKING:
@@ -55,13 +56,12 @@ def build_worker(settings: WorkerSettings, *, loader: Loader | None = None) -> B
     # faust makes its app directory inside data_dir but not data_dir itself.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = StreamMetrics()
-    classifier_dir, ner_dir = settings.model_dirs()
+    dirs = ModelDirs.of(*settings.model_dirs())
     # Cores are split only between two models running side by side.
-    split = settings.parallel_models and ner_dir is not None
-    split = split and not same_artifact(classifier_dir, ner_dir)
+    split = settings.parallel_models and dirs.two_models
     models = ReloadingModels(
-        classifier_dir,
-        ner_dir,
+        dirs.classifier,
+        dirs.ner,
         loader or inference_loader(split_cores=split),
         validate=_label_check(rules),
         metrics=metrics,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -31,6 +31,12 @@ _FLAGS: dict[str, tuple[str, Any, Any, str]] = {
     "threads": ("threads", int, 0, "CPU threads for torch; 0 = default."),
     "max_steps": ("max_steps", int, -1, "Stop after N optimizer steps (smoke runs)."),
 }
+# Flags a command opts into (`include`): label smoothing suits class and tag heads, while the
+# Trainer's smoother would misread a regression score or a span position as a class.
+_OPTIONAL_FLAGS: dict[str, tuple[str, Any, Any, str]] = {
+    "label_smoothing": ("label_smoothing", float, 0.0, "Label smoothing factor."),
+}
+_ALL_FLAGS = {**_FLAGS, **_OPTIONAL_FLAGS}
 
 
 def default_hyperparameters(**overrides: Any) -> Hyperparameters:
@@ -42,16 +48,23 @@ def default_hyperparameters(**overrides: Any) -> Hyperparameters:
 
 def hyperparameters_from_flags(**flags: Any) -> Hyperparameters:
     """Build Hyperparameters from the CLI flag values (`patience 0` disables early stopping)."""
-    values = {_FLAGS[name][0]: value for name, value in flags.items()}
+    values = {_ALL_FLAGS[name][0]: value for name, value in flags.items()}
     if not values.get("early_stopping_patience"):
         values["early_stopping_patience"] = None
     return default_hyperparameters(**values)
 
 
-def with_hyperparameters(**defaults: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def with_hyperparameters(
+    *, include: Sequence[str] = (), **defaults: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a typer command taking `hp: Hyperparameters` so it gets the hyperparameter
-    flags instead (`defaults` override the per-task default of a flag, e.g. lr=1e-4)."""
-    unknown = set(defaults) - set(_FLAGS)
+    flags instead (`defaults` override the per-task default of a flag, e.g. lr=1e-4), plus the
+    optional flags named in `include` (e.g. label_smoothing)."""
+    unknown = set(include) - set(_OPTIONAL_FLAGS)
+    if unknown:
+        raise ValueError(f"unknown optional hyperparameter flag(s) {sorted(unknown)}")
+    table = {**_FLAGS, **{name: _OPTIONAL_FLAGS[name] for name in include}}
+    unknown = set(defaults) - set(table)
     if unknown:
         raise ValueError(f"unknown hyperparameter flag(s) {sorted(unknown)}")
 
@@ -73,12 +86,12 @@ def with_hyperparameters(**defaults: Any) -> Callable[[Callable[..., Any]], Call
                 default=defaults.get(name, default),
                 annotation=Annotated[kind, typer.Option(help=help_text)],
             )
-            for name, (_, kind, default, help_text) in _FLAGS.items()
+            for name, (_, kind, default, help_text) in table.items()
         ]
 
         @functools.wraps(func)
         def command(*args: Any, **kwargs: Any) -> Any:
-            flags = {name: kwargs.pop(name) for name in _FLAGS if name in kwargs}
+            flags = {name: kwargs.pop(name) for name in table if name in kwargs}
             return func(*args, hp=hyperparameters_from_flags(**flags), **kwargs)
 
         params = [*own, *extra]

@@ -8,29 +8,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from transformers import (
-    AutoModelForQuestionAnswering,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from inference import auto_model_class, mean_pooled
 from schemas import FileRole, ModelManifest, TaskKind
 from schemas.artifact import read_manifest, with_files, write_manifest
 
 LABELS_FILE = "labels.json"
 TRAINING_CONFIG_FILE = "training_config.json"
 METRICS_FILE = "metrics.json"
-
-_AUTO_CLASSES: dict[TaskKind, Any] = {
-    TaskKind.CLASSIFICATION: AutoModelForSequenceClassification,
-    TaskKind.PAIR_CLASSIFICATION: AutoModelForSequenceClassification,
-    TaskKind.TOKEN_CLASSIFICATION: AutoModelForTokenClassification,
-    TaskKind.QUESTION_ANSWERING: AutoModelForQuestionAnswering,
-    TaskKind.CLASSIFY_AND_TAG: AutoModelForTokenClassification,
-}
 
 
 def new_version() -> str:
@@ -113,12 +99,9 @@ def load_artifact(
     """Load model, tokenizer and manifest of an artifact, verifying checksums first."""
     root = Path(path)
     manifest = read_manifest(root, verify=verify)
+    model = auto_model_class(manifest.task, manifest.pooling).from_pretrained(root)
     if manifest.pooling == "mean":
-        from inference import mean_pooled
-
-        model = mean_pooled(AutoModelForTokenClassification.from_pretrained(root))
-    else:
-        model = _AUTO_CLASSES[manifest.task].from_pretrained(root)
+        model = mean_pooled(model)
     tokenizer = AutoTokenizer.from_pretrained(root)
     return model, tokenizer, manifest
 

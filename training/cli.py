@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from training._cli_options import EvalTextColumnsOpt, TextColumnsOpt, split_csv
+from training._hp_options import with_hyperparameters
 from training.models import DEFAULT_BASE_MODEL
+
+if TYPE_CHECKING:  # the trainer pulls in torch: keep `textroute --help` fast
+    from training.trainer import Hyperparameters
 
 console = Console(stderr=True)
 train_app = typer.Typer(
@@ -22,10 +26,12 @@ Opt = typer.Option
 
 
 @train_app.command("classify")
+@with_hyperparameters(include=("label_smoothing",))
 def classify_command(
     data: Annotated[
         str, typer.Argument(help="Training data: CSV/TSV/JSONL/parquet file or Hub dataset name.")
     ],
+    hp: Hyperparameters,
     text_column: TextColumnsOpt = None,
     label_column: Annotated[str, Opt(help="Label column.")] = "label",
     pair_column: Annotated[
@@ -58,16 +64,6 @@ def classify_command(
     work_dir: Annotated[
         Path | None, Opt(help="Checkpoints and TensorBoard logs; default runs/NAME.")
     ] = None,
-    epochs: Annotated[float, Opt(help="Training epochs.")] = 3.0,
-    lr: Annotated[float, Opt("--lr", help="Peak learning rate.")] = 5e-5,
-    batch_size: Annotated[int, Opt(help="Per-device batch size.")] = 32,
-    grad_accum: Annotated[int, Opt(help="Gradient accumulation steps.")] = 1,
-    warmup_ratio: Annotated[float, Opt(help="Linear warmup as a fraction of steps.")] = 0.1,
-    weight_decay: Annotated[float, Opt(help="AdamW weight decay.")] = 0.01,
-    max_grad_norm: Annotated[float, Opt(help="Gradient clipping norm.")] = 1.0,
-    layer_decay: Annotated[float | None, Opt(help="Layer-wise lr decay factor, e.g. 0.9.")] = None,
-    label_smoothing: Annotated[float, Opt(help="Label smoothing factor.")] = 0.0,
-    max_length: Annotated[int, Opt(help="Max tokens per text (dynamic padding below it).")] = 128,
     pooling: Annotated[
         str,
         Opt(
@@ -75,19 +71,11 @@ def classify_command(
             "what sentence encoders such as the default MiniLM were trained with)."
         ),
     ] = "cls",
-    patience: Annotated[int, Opt(help="Early-stopping patience in evaluations; 0 disables.")] = 2,
-    eval_steps: Annotated[
-        int | None, Opt(help="Evaluate every N steps instead of each epoch.")
-    ] = None,
-    precision: Annotated[str, Opt(help="auto|fp32|fp16|bf16 (fp16/bf16 need a GPU).")] = "auto",
-    seed: Annotated[int, Opt(help="Random seed.")] = 42,
-    threads: Annotated[int, Opt(help="CPU threads for torch; 0 = default.")] = 0,
     limit: Annotated[int | None, Opt(help="Use only the first N training rows.")] = None,
     eval_limit: Annotated[int | None, Opt(help="Use only the first N test rows.")] = None,
     validation_fraction: Annotated[
         float, Opt(help="Share of the training rows carved off for validation (0 < f < 0.5).")
     ] = 0.1,
-    max_steps: Annotated[int, Opt(help="Stop after N optimizer steps (smoke runs).")] = -1,
     hp_search: Annotated[int, Opt("--hp-search", help="Optuna trials before the final run.")] = 0,
     baseline: Annotated[bool, Opt(help="Also train the TF-IDF + Naive Bayes baseline.")] = True,
     lexical: Annotated[
@@ -100,27 +88,8 @@ def classify_command(
     resume: Annotated[bool, Opt(help="Resume from the last checkpoint in the work dir.")] = False,
 ) -> None:
     """Fine-tune a sequence (or sentence-pair) classifier and write its artifact."""
-    from training.classify import ClassifyConfig, train_classifier
-    from training.trainer import Hyperparameters
+    from training.pipelines.classification import ClassifyConfig, train_classifier
 
-    hp = Hyperparameters(
-        learning_rate=lr,
-        epochs=epochs,
-        batch_size=batch_size,
-        gradient_accumulation=grad_accum,
-        warmup_ratio=warmup_ratio,
-        weight_decay=weight_decay,
-        max_grad_norm=max_grad_norm,
-        layer_decay=layer_decay,
-        label_smoothing=label_smoothing,
-        max_length=max_length,
-        early_stopping_patience=patience or None,
-        eval_steps=eval_steps,
-        precision=precision,
-        seed=seed,
-        threads=threads,
-        max_steps=max_steps,
-    )
     cfg = ClassifyConfig(
         data=data,
         split=split,
@@ -170,9 +139,9 @@ def lexical_command(
     classifier or a classify-and-tag model (its classes; test figures: `textroute evaluate`)."""
     from schemas.artifact import read_manifest
     from schemas.manifest import TaskKind
-    from training.classify import ClassifyConfig, lexical_for
     from training.errors import ConfigError
     from training.lexical import check_lexical_task
+    from training.pipelines.classification import ClassifyConfig, lexical_for
 
     found = read_manifest(model, verify=False)  # loading the model verifies every file
     check_lexical_task(found, model)
@@ -181,7 +150,7 @@ def lexical_command(
         raise ConfigError(f"{model} has no training_config.json: it was not trained by textroute")
     saved = json.loads(config.read_text(encoding="utf-8"))
     if found.task is TaskKind.CLASSIFY_AND_TAG:
-        from training.multitask import MultiTaskConfig, lexical_for_multitask
+        from training.pipelines.multitask import MultiTaskConfig, lexical_for_multitask
 
         manifest = lexical_for_multitask(model, MultiTaskConfig.model_validate(saved))
     else:
@@ -284,8 +253,8 @@ def evaluate_command(
         )
         columns: tuple[str, ...] = SUMMARY_KEYS
     else:
-        from training.evaluate_cli import SUMMARY_KEYS as CLASSIFIER_KEYS
-        from training.evaluate_cli import evaluate_models
+        from training.evaluate_classifiers import SUMMARY_KEYS as CLASSIFIER_KEYS
+        from training.evaluate_classifiers import evaluate_models
 
         results = evaluate_models(
             models,

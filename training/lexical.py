@@ -150,7 +150,7 @@ def add_lexical(
     `test_encoder_only`. A classify-and-tag model's classes are read at [CLS], as served."""
     from training._pipeline import EVAL_DIR, report_files
     from training.artifact import load_artifact
-    from training.evaluate_cli import as_classifier
+    from training.evaluate_classifiers import as_classifier
     from training.evaluation import predict_proba, report_classification
 
     manifest = read_manifest(root, verify=False)  # load_artifact verifies

@@ -124,7 +124,7 @@ def ner_command(
     resume: ResumeOpt = False,
 ) -> None:
     """Fine-tune a token classifier (NER, IOB2 tags) and write its artifact."""
-    from training.ner import NerConfig, train_ner
+    from training.pipelines.token_classification import NerConfig, train_ner
 
     cfg = _settings(NerConfig, locals(), label_names=split_csv(label_names))
     manifest = train_ner(cfg)
@@ -165,7 +165,7 @@ def qa_command(
     resume: ResumeOpt = False,
 ) -> None:
     """Fine-tune an extractive question-answering model and write its artifact."""
-    from training.qa import QAConfig, train_qa
+    from training.pipelines.question_answering import QAConfig, train_qa
 
     cfg = _settings(QAConfig, locals(), seed=hp.seed)
     manifest = train_qa(cfg)
@@ -233,7 +233,7 @@ def pair_command(
     resume: ResumeOpt = False,
 ) -> None:
     """Fine-tune a sentence-pair (or single-sentence) GLUE-style classifier or regressor."""
-    from training.pair import PairConfig, train_pair
+    from training.pipelines.pair import PairConfig, train_pair
 
     cfg = _settings(PairConfig, locals(), label_names=split_csv(label_names))
     manifest = train_pair(cfg)
@@ -323,7 +323,7 @@ def multitask_command(
 ) -> None:
     """Fine-tune ONE encoder for classes and entities (one pass per text) and write its
     artifact (task classify-and-tag)."""
-    from training.multitask import MultiTaskConfig, train_multitask
+    from training.pipelines.multitask import MultiTaskConfig, train_multitask
 
     cfg = _settings(
         MultiTaskConfig,
@@ -354,6 +354,7 @@ def answer_command(
     """Answer a question from a context with a trained QA model (prints JSON)."""
     import json
 
+    from inference import null_threshold_of
     from schemas import TaskKind
     from training.artifact import load_artifact
     from training.errors import ConfigError
@@ -367,7 +368,7 @@ def answer_command(
         )
     training = manifest.training
     if null_threshold is None:
-        null_threshold = manifest.metrics.get("validation", {}).get("null_threshold")
+        null_threshold = null_threshold_of(manifest)
     answer = answer_question(
         qa_model,
         tokenizer,

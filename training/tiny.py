@@ -332,7 +332,7 @@ def write_multitask_data(root: Path, *, rows: int = 160) -> tuple[Path, Path, Pa
 
 def build_tiny_multitask(root: Path, *, epochs: float = 8.0) -> Path:
     """Train a tiny BERT for topics and entities with the real pipeline; the artifact dir."""
-    from training.multitask import MultiTaskConfig, train_multitask
+    from training.pipelines.multitask import MultiTaskConfig, train_multitask
     from training.trainer import Hyperparameters
 
     base = build_tiny_base_model(root / "base", seed=2)

@@ -26,14 +26,16 @@ from stream.api.payloads import ItemErrorInfo, ModelInfo, RouteOutcome
 from stream.api.settings import ApiSettings
 from stream.batching import BatchFn, BatchRunner, batch_runner
 from stream.errors import BatcherClosedError, BatchQueueFullError
-from stream.models import Loader, ReloadingModels, Validator, inference_loader
-from stream.processor import (
-    Classifier,
-    EntityTagger,
+from stream.model_set import (
+    Failed,
     ItemFailure,
+    Model,
     ModelSet,
+    Outcome,
     call_isolating_failures,
+    infer_batch,
 )
+from stream.models import Loader, ReloadingModels, Validator, inference_loader
 from stream.routing import Router, RoutingRules, load_rules
 
 log = structlog.get_logger("textroute.api")
@@ -56,12 +58,12 @@ def _error_info(failure: ItemFailure) -> ItemErrorInfo:
     return ItemErrorInfo(reason=str(failure.reason), message=failure.message)
 
 
-def _info(model: Classifier | EntityTagger) -> ModelInfo:
+def _info(model: Model) -> ModelInfo:
     manifest = model.manifest
     return ModelInfo(name=manifest.name, version=manifest.version, backend=model.backend_name)
 
 
-def _ref(model: Classifier | EntityTagger) -> ModelRef:
+def _ref(model: Model) -> ModelRef:
     manifest = model.manifest
     return ModelRef(name=manifest.name, version=manifest.version, backend=model.backend_name)
 
@@ -86,8 +88,9 @@ def _label_check(rules: RoutingRules) -> Validator:
 
 
 class ModelService:
-    """Owns the models (hot-reloaded like the worker's), the router and one batch runner per
-    model.
+    """Owns the models (hot-reloaded like the worker's), the router and the batch runners: one
+    per model for /classify and /entities, and one for /route, which infers like the worker
+    (stream.model_set.infer_batch).
 
     `load()` runs once at startup in the background; until it succeeds every inference call
     raises NotReadyError, which the app turns into 503.
@@ -110,9 +113,7 @@ class ModelService:
         )
         self._classify: BatchRunner[str, Classification | ItemFailure] | None = None
         self._entities: BatchRunner[str, list[Entity] | ItemFailure] | None = None
-        # A classify-and-tag model routes with one pass per text instead of two.
-        self._joint: BatchRunner[str, tuple[Classification, list[Entity]] | ItemFailure] | None
-        self._joint = None
+        self._route: BatchRunner[str, Outcome] | None = None
         self._reloader: asyncio.Task[None] | None = None
         for model in settings.model_dirs():
             metrics.model_ready.labels(model=model).set(0)
@@ -145,11 +146,11 @@ class ModelService:
             return
         self.router = Router(rules)
         self._models = models
-        self._classify = self._runner("classifier", self._classify_batch)
+        self._classify = self._runner(self._classify_batch, model="classifier")
         if models().ner is not None:
-            self._entities = self._runner("ner", self._entities_batch)
-        if models().joint is not None:
-            self._joint = self._runner("multitask", self._joint_batch)
+            self._entities = self._runner(self._entities_batch, model="ner")
+        # Observed per model inside the batch, which may call one model or two.
+        self._route = self._runner(self._route_batch, model=None)
         self._publish_models()
         self.status = "ready"
         log.info("api.models_ready", versions=models.versions())
@@ -167,27 +168,28 @@ class ModelService:
         assert ner is not None
         return call_isolating_failures(ner.entities, texts)[0]
 
-    def _joint_batch(
-        self, texts: Sequence[str]
-    ) -> list[tuple[Classification, list[Entity]] | ItemFailure]:
+    def _route_batch(self, texts: Sequence[str]) -> list[Outcome]:
         assert self._models is not None
-        joint = self._models().joint
-        assert joint is not None
-        return call_isolating_failures(joint.classify_and_tag, texts)[0]
+        models = self._models()
+        inferred = infer_batch(models, texts)
+        if models.joint is not None:
+            self.metrics.observe_batch("multitask", len(texts), inferred.classify_s)
+            return inferred.outcomes
+        self.metrics.observe_batch("classifier", len(texts), inferred.classify_s)
+        if inferred.tagged:
+            self.metrics.observe_batch("ner", inferred.tagged, inferred.ner_s)
+        return inferred.outcomes
 
-    def _runner(self, model: str, fn: BatchFn[str, _R]) -> BatchRunner[str, _R]:
+    def _runner(self, fn: BatchFn[str, _R], *, model: str | None) -> BatchRunner[str, _R]:
+        """A batch runner of `fn` whose batches count as calls of `model` (when named)."""
         settings = self.settings
-
-        def observe(size: int, seconds: float) -> None:
-            self.metrics.observe_batch(model, size, seconds)
-
         return batch_runner(
             fn,
             max_size=settings.batch_max_size,
             max_wait_s=settings.batch_max_wait_ms / 1000.0,
             cross_caller=settings.batching,
             executor=self._executor,
-            observer=observe,
+            observer=partial(self.metrics.observe_batch, model) if model is not None else None,
             max_pending=settings.batch_queue_max_items,
         )
 
@@ -260,28 +262,16 @@ class ModelService:
         """Classify, find entities (when NER is loaded) and apply the routing rules; every
         item must have its message kind, which rules may depend on."""
         current = self._current()
-        assert self.router is not None
-        found: list[list[Entity] | ItemErrorInfo]
-        classes: list[Classification | ItemErrorInfo]
-        if current.joint is not None and self._joint is not None:
-            both = await _run(self._joint, items)
-            classes = [r[0] if isinstance(r, tuple) else _error_info(r) for r in both]
-            found = [r[1] if isinstance(r, tuple) else _error_info(r) for r in both]
-        elif current.ner is not None:
-            classes, found = await self._classify_and_tag(items)
-        else:
-            classes = await self.classify(items)
-            found = [[] for _ in items]
+        assert self.router is not None and self._route is not None
+        outcomes = await _run(self._route, items)
         classifier_ref = _ref(current.classifier)
         ner_ref = _ref(current.ner) if current.ner is not None else None
         out: list[RouteOutcome | ItemErrorInfo] = []
-        for item, cls, ents in zip(items, classes, found, strict=True):
-            if isinstance(cls, ItemErrorInfo):
-                out.append(cls)
+        for item, outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, Failed):
+                out.append(_error_info(outcome.failure))
                 continue
-            if isinstance(ents, ItemErrorInfo):
-                out.append(ents)
-                continue
+            cls, ents = outcome
             if item.kind is None:
                 raise ValueError(f"item {item.index} has no message kind to route by")
             decision = self.router.route(item.kind, cls, ents)
@@ -299,28 +289,13 @@ class ModelService:
             )
         return out
 
-    async def _classify_and_tag(
-        self, items: Sequence[WorkItem]
-    ) -> tuple[list[Classification | ItemErrorInfo], list[list[Entity] | ItemErrorInfo]]:
-        classes = asyncio.ensure_future(self.classify(items))
-        found = asyncio.ensure_future(self.entities(items))
-        try:
-            return await classes, await found
-        except BaseException:
-            # One model refused (e.g. its queue is full) or the request timed out: withdraw
-            # both models' items rather than have them run for a request that already failed.
-            for task in (classes, found):
-                task.cancel()
-            await asyncio.gather(classes, found, return_exceptions=True)
-            raise
-
     async def aclose(self) -> None:
         """Stop reloading, the batch runners and the inference threads."""
         if self._reloader is not None:
             self._reloader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reloader
-        for runner in (self._classify, self._entities, self._joint):
+        for runner in (self._classify, self._entities, self._route):
             if runner is not None:
                 await runner.aclose()
         self._executor.shutdown(wait=False, cancel_futures=True)

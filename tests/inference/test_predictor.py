@@ -19,7 +19,7 @@ from inference import (
     WrongTaskError,
     load_predictor,
 )
-from inference import predictor as predictor_module
+from inference import loading as loading_module
 from inference.backend import plan_backend
 from inference.onnx_backend import OnnxBackend
 from schemas import Classification, Entity
@@ -211,15 +211,15 @@ def test_onnx_splits_the_thread_budget_between_side_by_side_runs(
     concurrency: int,
     expected: tuple[int, int],
 ) -> None:
-    monkeypatch.setattr(predictor_module.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(loading_module.os, "cpu_count", lambda: 2)
     settings = InferenceSettings(backend="onnx", threads=threads, concurrency=concurrency)
-    assert predictor_module._parallelism(settings, plan_backend(settings)) == expected
+    assert loading_module._parallelism(settings, plan_backend(settings)) == expected
 
 
 def test_torch_runs_one_bucket_at_a_time_with_every_thread() -> None:
     settings = InferenceSettings(backend="torch", precision="fp32", threads=3, concurrency=4)
     plan = plan_backend(settings, cuda=False)
-    assert predictor_module._parallelism(settings, plan) == (1, 3)
+    assert loading_module._parallelism(settings, plan) == (1, 3)
 
 
 def test_long_text_is_truncated_or_pooled_over_chunks(tiny_classifier_artifact: Path) -> None:

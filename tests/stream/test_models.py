@@ -14,8 +14,8 @@ from inference import load_predictor
 from schemas.manifest import MANIFEST_FILE, TaskKind
 from stream.errors import ModelSlotError, RulesInvalidError
 from stream.metrics import StreamMetrics
+from stream.model_set import ModelSet
 from stream.models import Loader, ReloadingModels
-from stream.processor import ModelSet
 
 
 def _bump_version(artifact: Path, version: str) -> None:

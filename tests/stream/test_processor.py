@@ -18,7 +18,8 @@ from schemas.entities import Classification, Entity
 from schemas.events import DeadLetter, DeadLetterReason, RoutingEvent
 from schemas.messages import MessageKind
 from stream.config import TopicSettings, WorkerSettings
-from stream.processor import BatchProcessor, BatchResult, InboundRecord, Limits, ModelSet
+from stream.model_set import ModelSet
+from stream.processor import BatchProcessor, BatchResult, InboundRecord, Limits
 from stream.routing import Router, parse_rules
 from stream.samples import sample_records
 from stream.topics import OutboundRecord

@@ -16,8 +16,9 @@ from schemas.entities import Classification, Entity
 from schemas.events import DeadLetterReason
 from schemas.manifest import MANIFEST_FILE
 from stream.config import TopicSettings, WorkerSettings
+from stream.model_set import ModelSet
 from stream.models import ReloadingModels
-from stream.processor import BatchProcessor, InboundRecord, ModelSet
+from stream.processor import BatchProcessor, InboundRecord
 from stream.routing import Router, parse_rules
 from stream.samples import sample_records
 

@@ -88,7 +88,7 @@ def write_rows_csv(path: Path, rows: list[dict[str, str]]) -> Path:
 def topic_config(root: Path, base_model: Path, **overrides: Any) -> Any:
     """A ClassifyConfig on 320 generated training rows and 80 test rows written under `root`
     (train.csv, test.csv), learnable by a tiny BERT in a few seconds."""
-    from training.classify import ClassifyConfig
+    from training.pipelines.classification import ClassifyConfig
     from training.trainer import Hyperparameters
 
     write_rows_csv(root / "train.csv", make_rows(320))

@@ -11,8 +11,8 @@ from schemas import FileRole, TaskKind
 from schemas.artifact import read_manifest
 from schemas.errors import ArtifactFileMissing, ChecksumMismatch, ManifestMissing
 from training.artifact import load_artifact
-from training.classify import train_classifier
-from training.evaluate_cli import evaluate_models
+from training.evaluate_classifiers import evaluate_models
+from training.pipelines.classification import train_classifier
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_baseline_figures_are_scikit_learns_on_the_runs_own_train_and_test_rows(
     from sklearn.metrics import accuracy_score, f1_score
 
     from tests.training.conftest import tfidf_nb_pipeline
-    from training.classify import ClassifyConfig, load_splits
+    from training.pipelines.classification import ClassifyConfig, load_splits
 
     artifact = trained / "artifact"
     baseline = json.loads((artifact / "metrics.json").read_text())["baseline"]

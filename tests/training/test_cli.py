@@ -1,7 +1,9 @@
-"""`textroute train classify` reports bad input as one clear line, never a traceback."""
+"""`textroute train classify` on the command line: bad input as one clear line (never a
+traceback), and the hyper-parameter flags every train command shares."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +59,49 @@ def test_evaluate_on_corrupt_model_is_a_clear_error(tmp_path: Path) -> None:
     result = run_cli("evaluate", str(tmp_path / "model"), "--data", str(tmp_path / "x.csv"))
     assert result.returncode == 2
     assert "ManifestInvalid" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_train_classify_takes_the_shared_hyperparameter_flags_into_its_training_config(
+    tmp_path: Path, tiny_base_model: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from stream.cli import app
+    from tests.training.conftest import make_rows, write_rows_csv
+
+    data = write_rows_csv(tmp_path / "train.csv", make_rows(40))
+    out = tmp_path / "model"
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "classify",
+            str(data),
+            "-t",
+            "title,description",
+            "-o",
+            str(out),
+            "--base-model",
+            str(tiny_base_model),
+            "--work-dir",
+            str(tmp_path / "run"),
+            "--no-baseline",
+            "--no-lexical",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--max-length",
+            "32",
+            "--scheduler",
+            "cosine",
+            "--label-smoothing",
+            "0.1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    hp = json.loads((out / "training_config.json").read_text(encoding="utf-8"))["hp"]
+    assert hp["scheduler"] == "cosine"
+    assert (hp["label_smoothing"], hp["max_steps"], hp["max_length"]) == (0.1, 2, 32)

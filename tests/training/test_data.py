@@ -112,7 +112,7 @@ def test_validation_split_is_stratified_and_disjoint(topic_csv: Path) -> None:
 
 
 def test_eval_text_columns_join_the_test_text_without_touching_training(tmp_path: Path) -> None:
-    from training.classify import ClassifyConfig, load_splits
+    from training.pipelines.classification import ClassifyConfig, load_splits
 
     rows = make_rows(40)
     path = write_rows_csv(tmp_path / "topics.csv", rows)

@@ -99,12 +99,12 @@ def _fake_member_probs(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) 
 def test_evaluate_reports_each_vote_as_its_own_combination_of_disagreeing_members(
     tiny_classifier_trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import training.evaluate_cli
-    from training.evaluate_cli import evaluate_models
+    import training.evaluate_classifiers
+    from training.evaluate_classifiers import evaluate_models
 
     # Real artifacts and reporting; only the members' probabilities are set by hand, so the
     # members disagree as MEMBERS does (three copies of one model would always agree).
-    calls = _fake_member_probs(monkeypatch, training.evaluate_cli, "predict_proba")
+    calls = _fake_member_probs(monkeypatch, training.evaluate_classifiers, "predict_proba")
     gold = [SPORTS, SPORTS, BUSINESS]
     data = tmp_path / "rows.csv"
     data.write_text(

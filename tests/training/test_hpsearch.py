@@ -18,7 +18,7 @@ SEARCHED = {"learning_rate", "epochs", "layer_decay", "warmup_ratio", "batch_siz
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory: pytest.TempPathFactory, tiny_base_model: Path) -> Path:
     from tests.training.conftest import topic_config
-    from training.classify import train_classifier
+    from training.pipelines.classification import train_classifier
     from training.trainer import Hyperparameters
 
     root = tmp_path_factory.mktemp("hpsearch")

@@ -52,7 +52,7 @@ def test_fit_refuses_a_class_with_fewer_than_two_rows() -> None:
 def weak(tmp_path_factory: pytest.TempPathFactory, tiny_base_model: Path) -> Path:
     """A classifier trained a few steps only, so its words still teach it something."""
     from tests.training.conftest import topic_config
-    from training.classify import train_classifier
+    from training.pipelines.classification import train_classifier
     from training.trainer import Hyperparameters
 
     root = tmp_path_factory.mktemp("weak")
@@ -76,7 +76,7 @@ def test_training_fuses_the_expert_and_reports_encoder_and_fused_test_figures(we
 def test_evaluate_scores_the_artifact_as_served_and_keeps_the_encoder_figure(
     weak: Path, tmp_path: Path
 ) -> None:
-    from training.evaluate_cli import evaluate_models
+    from training.evaluate_classifiers import evaluate_models
 
     results = evaluate_models(
         [weak],

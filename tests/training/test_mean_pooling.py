@@ -14,9 +14,9 @@ from inference.pooling import mean_pooled
 from schemas import TaskKind
 from schemas.artifact import read_manifest
 from training.artifact import load_artifact
-from training.classify import ClassifyConfig, train_classifier
 from training.evaluation import predict_proba
 from training.export import export_artifact
+from training.pipelines.classification import ClassifyConfig, train_classifier
 
 TEXTS = ["stock market profit bank", "team win season coach", "software internet computer"]
 

@@ -274,7 +274,7 @@ def test_train_multitask_command_writes_a_classify_and_tag_artifact(
 def test_evaluate_scores_the_class_half_and_ensembles_it_with_itself(
     tiny_multitask_trained: Path, tmp_path: Path
 ) -> None:
-    from training.evaluate_cli import evaluate_models
+    from training.evaluate_classifiers import evaluate_models
 
     topics_test = tiny_multitask_trained.parent / "data" / "topics_test.csv"
     art = tiny_multitask_trained
@@ -296,7 +296,7 @@ def test_evaluate_scores_the_class_half_and_ensembles_it_with_itself(
 
 def test_evaluate_refuses_a_tagger_with_what_to_use_instead(tmp_path: Path) -> None:
     from tests.fixtures_artifacts import build_tiny_ner
-    from training.evaluate_cli import evaluate_models
+    from training.evaluate_classifiers import evaluate_models
 
     ner = build_tiny_ner(tmp_path / "ner", steps=1)
     with pytest.raises(ConfigError, match="token-classification model"):

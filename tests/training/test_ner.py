@@ -11,7 +11,7 @@ import pytest
 from schemas import TaskKind
 from training.artifact import load_artifact
 from training.formats.tagged import TaggedSentences
-from training.ner import NerConfig, train_ner
+from training.pipelines.token_classification import NerConfig, train_ner
 from training.tasks.token_classification import TokenClassificationTask, extract_entities
 from training.trainer import Hyperparameters
 

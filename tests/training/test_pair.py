@@ -12,7 +12,7 @@ from schemas import TaskKind
 from training.artifact import load_artifact
 from training.errors import ConfigError, DataError
 from training.formats.scored import load_scored_texts
-from training.pair import PRESETS, PairConfig, train_pair
+from training.pipelines.pair import PRESETS, PairConfig, train_pair
 from training.trainer import Hyperparameters
 
 SPORTS = ["game", "team", "win", "season", "coach"]

@@ -13,7 +13,7 @@ from schemas import TaskKind
 from training.artifact import load_artifact
 from training.errors import DataError
 from training.formats.squad import load_squad, split_by_article
-from training.qa import QAConfig, train_qa
+from training.pipelines.question_answering import QAConfig, train_qa
 from training.tasks.question_answering import answer_question
 from training.trainer import Hyperparameters
 

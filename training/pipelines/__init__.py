@@ -1,1 +1,1 @@
-"""Task pipelines, one per `textroute train` command: load data, train, evaluate, write the artifact."""
+"""The task pipelines behind `textroute train`: load data, train, evaluate, write the artifact."""

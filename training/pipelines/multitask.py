@@ -10,10 +10,10 @@ from pydantic_settings import SettingsConfigDict
 
 from schemas import ModelManifest
 from training._pipeline import RunSettings, train_evaluate_save
-from training.classify import ClassifyConfig, load_splits
 from training.export.sample import NER_EVAL_KEY
 from training.formats.tagged import TaggedSentences, find_conll_splits
-from training.ner import NerConfig, load_ner_splits
+from training.pipelines.classification import ClassifyConfig, load_splits
+from training.pipelines.token_classification import NerConfig, load_ner_splits
 from training.tasks.multitask import ClassifyAndTagTask, TextsAndSentences
 from training.tasks.token_classification import DEFAULT_STRIDE
 

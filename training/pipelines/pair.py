@@ -11,9 +11,9 @@ from pydantic_settings import SettingsConfigDict
 
 from schemas import ModelManifest
 from training._pipeline import RunSettings, train_evaluate_save
-from training.classify import ClassifyConfig, train_classifier
 from training.errors import ConfigError
 from training.formats.scored import ScoredTexts, load_scored_texts
+from training.pipelines.classification import ClassifyConfig, train_classifier
 from training.tasks.regression import RegressionTask
 
 

@@ -6,28 +6,16 @@ import collections
 import re
 import string
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from inference import AnswerWindow, DecodedAnswer, decode_answers
 from training.errors import DataError
 
 CONTEXT = 1  # sequence id of the context in [CLS] question [SEP] context [SEP]
 FloatArray = npt.NDArray[np.float32]
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A predicted answer: a span of the context (empty text when judged unanswerable)."""
-
-    text: str
-    start: int
-    end: int
-    score: float
-    #: Start+end logit of the span minus that of [CLS] (the no-answer score); higher: surer.
-    null_margin: float = 0.0
 
 
 def tokenize_windows(
@@ -91,68 +79,29 @@ def best_answers(
     contexts: Sequence[str],
     *,
     max_answer_length: int = 30,
-    n_best: int = 20,
     null_threshold: float | None = None,
-) -> list[Answer]:
-    """The best span per example over all its windows.
-
-    Candidates are the `n_best` top starts x ends of each window that lie in the context,
-    with start <= end and at most `max_answer_length` tokens; a span's score is its start
-    plus end logit. The no-answer score is that of [CLS] (the lowest over the windows, as in
-    the reference implementation). With `null_threshold` set (SQuAD v2), the answer is empty
-    when the no-answer score beats the best span by more than the threshold; with None
-    (v1.1) a span is always given.
-    """
-    spans: dict[int, tuple[float, Answer]] = {}
-    null_scores: dict[int, float] = {}
-    for window, example in enumerate(enc["overflow_to_sample_mapping"]):
-        sequence_ids = enc.sequence_ids(window)
-        offsets = enc["offset_mapping"][window]
-        n = min(len(sequence_ids), len(start_logits[window]))
-        starts = np.asarray(start_logits[window][:n], dtype=np.float64)
-        ends = np.asarray(end_logits[window][:n], dtype=np.float64)
-        null_scores[example] = min(float(starts[0] + ends[0]), null_scores.get(example, np.inf))
-        in_context = np.array([sequence_ids[i] == CONTEXT for i in range(n)])
-        top_starts = np.argsort(np.where(in_context, starts, -np.inf))[::-1][:n_best]
-        top_ends = np.argsort(np.where(in_context, ends, -np.inf))[::-1][:n_best]
-        start_probs, end_probs = _softmax(starts), _softmax(ends)
-        for s in top_starts:
-            for e in top_ends:
-                if not (in_context[s] and in_context[e]) or e < s or e - s + 1 > max_answer_length:
-                    continue
-                score = float(starts[s] + ends[e])
-                if example in spans and spans[example][0] >= score:
-                    continue
-                start_char, end_char = offsets[s][0], offsets[e][1]
-                spans[example] = (
-                    score,
-                    Answer(
-                        text=contexts[example][start_char:end_char],
-                        start=start_char,
-                        end=end_char,
-                        score=float(start_probs[s] * end_probs[e]),
-                    ),
-                )
-    answers = []
-    for example in range(len(contexts)):
-        if example not in spans:  # no window had a valid span (e.g. an empty context)
-            answers.append(Answer(text="", start=0, end=0, score=0.0, null_margin=-np.inf))
-            continue
-        score, found = spans[example]
-        margin = score - null_scores[example]
-        if null_threshold is not None and margin < -null_threshold:
-            answers.append(Answer(text="", start=0, end=0, score=found.score, null_margin=margin))
-        else:
-            answers.append(
-                Answer(found.text, found.start, found.end, found.score, null_margin=margin)
-            )
-    return answers
-
-
-def _softmax(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    shifted = np.exp(x - x.max())
-    result: npt.NDArray[np.float64] = shifted / shifted.sum()
-    return result
+) -> list[DecodedAnswer]:
+    """The best span per example over all its windows, decoded as the served model decodes
+    (`inference.decode_answers`: spans of the context only, start <= end, at most
+    `max_answer_length` tokens; with `null_threshold` (SQuAD v2), empty when [CLS] beats the
+    best span by more than the threshold)."""
+    windows = (
+        AnswerWindow(
+            item=example,
+            start_logits=start_logits[window],
+            end_logits=end_logits[window],
+            in_context=[s == CONTEXT for s in enc.sequence_ids(window)],
+            offsets=enc["offset_mapping"][window],
+        )
+        for window, example in enumerate(enc["overflow_to_sample_mapping"])
+    )
+    answers = decode_answers(
+        windows,
+        dict(enumerate(contexts)),
+        max_answer_length=max_answer_length,
+        null_threshold=null_threshold,
+    )
+    return [answers[example] for example in range(len(contexts))]
 
 
 # --- The official SQuAD v1.1/v2.0 evaluation (normalisation, exact match, token F1). ---

@@ -35,15 +35,9 @@ class ClassificationTask:
         self.pooling: Pooling = pooling
 
     def build_model(self, base_model: str) -> PreTrainedModel:
-        from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+        from inference import auto_model_class, mean_pooled
 
-        from inference import mean_pooled
-
-        auto: Any = (
-            AutoModelForTokenClassification
-            if self.pooling == "mean"
-            else AutoModelForSequenceClassification
-        )
+        auto = auto_model_class(self.kind, self.pooling)
         model: PreTrainedModel = auto.from_pretrained(base_model, **label_maps(self.label_names))
         return mean_pooled(model) if self.pooling == "mean" else model
 

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase
 
+from inference import DecodedAnswer, best_span
 from schemas import TaskKind
 from training.evaluation import METRICS_JSON, MISCLASSIFIED_CSV
 from training.formats.squad import QAExamples
 from training.tasks._squad import (
-    Answer,
     FloatArray,
     answer_positions,
     best_answers,
@@ -44,13 +44,11 @@ class QuestionAnsweringTask:
         stride: int = DEFAULT_STRIDE,
         max_answer_length: int = DEFAULT_MAX_ANSWER_LENGTH,
         null_threshold: float | None = None,
-        n_best: int = 20,
     ) -> None:
         self.label_names: list[str] = []
         self.stride = stride
         self.max_answer_length = max_answer_length
         self.null_threshold = null_threshold
-        self.n_best = n_best
 
     def build_model(self, base_model: str) -> PreTrainedModel:
         from transformers import AutoModelForQuestionAnswering
@@ -100,7 +98,12 @@ class QuestionAnsweringTask:
         for s_row, e_row, gs, ge in zip(
             start_logits, end_logits, gold_start, gold_end, strict=True
         ):
-            s, e = _best_span(np.asarray(s_row), np.asarray(e_row), self.max_answer_length)
+            # Any token may bound the span here: a gold span at [CLS] means "not in this window".
+            anywhere = np.ones(len(s_row), dtype=bool)
+            found = best_span(
+                np.asarray(s_row), np.asarray(e_row), anywhere, self.max_answer_length
+            )
+            s, e = found[:2] if found is not None else (0, 0)
             exact.append(float((s, e) == (int(gs), int(ge))))
             common = max(0, min(e, int(ge)) - max(s, int(gs)) + 1)
             if common == 0:
@@ -120,7 +123,7 @@ class QuestionAnsweringTask:
         max_length: int,
         batch_size: int = 32,
         progress: str | None = None,
-    ) -> list[Answer]:
+    ) -> list[DecodedAnswer]:
         """The answer span (character offsets into its context) of each question."""
         enc = tokenize_windows(
             tokenizer,
@@ -138,7 +141,6 @@ class QuestionAnsweringTask:
             enc,
             contexts,
             max_answer_length=self.max_answer_length,
-            n_best=self.n_best,
             null_threshold=self.null_threshold,
         )
 
@@ -179,19 +181,11 @@ class QuestionAnsweringTask:
         return metrics
 
 
-def _best_span(starts: FloatArray, ends: FloatArray, max_answer_length: int) -> tuple[int, int]:
-    """Best (start, end) with start <= end < start + max_answer_length over a whole window."""
-    best, span = -np.inf, (0, 0)
-    for length in range(min(max_answer_length, len(starts))):
-        scores = starts[: len(starts) - length] + ends[length:]
-        s = int(scores.argmax())
-        if scores[s] > best:
-            best, span = float(scores[s]), (s, s + length)
-    return span
-
-
 def _write_wrong(
-    path: Path, data: QAExamples, answers: Sequence[Answer], truths: Sequence[Sequence[str]]
+    path: Path,
+    data: QAExamples,
+    answers: Sequence[DecodedAnswer],
+    truths: Sequence[Sequence[str]],
 ) -> int:
     from training.tasks._squad import token_f1
 
@@ -263,7 +257,7 @@ def answer_question(
     stride: int = DEFAULT_STRIDE,
     max_answer_length: int = DEFAULT_MAX_ANSWER_LENGTH,
     null_threshold: float | None = None,
-) -> Answer:
+) -> DecodedAnswer:
     """Answer one question from one context (a span of the context, with its offsets)."""
     from training.errors import DataError
 

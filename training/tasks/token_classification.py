@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase
 
+from inference import window_centrality
 from schemas import Entity, TaskKind
 from training.formats.tagged import TaggedSentences
 from training.tasks._bio import (
@@ -42,12 +43,6 @@ class WordPredictions:
     scores: list[float]
     #: Words the tokenizer turned into no subword (e.g. a lone control character): tagged O.
     unseen: int = 0
-
-
-def _centrality(position: int, first: int, last: int) -> int:
-    """How far a token is from its window's edges: predictions in the middle of a window see
-    context on both sides, so they are preferred among overlapping windows."""
-    return min(position - first, last - position)
 
 
 class TokenClassificationTask:
@@ -197,7 +192,7 @@ class TokenClassificationTask:
                 word = word_in_context - c.start
                 if not 0 <= word < c.length:
                     continue  # a context word: not this sentence's to tag
-                rank = _centrality(position, content[0], content[-1])
+                rank = window_centrality(position, content[0], content[-1])
                 if rank > ranks[sentence][word]:
                     ranks[sentence][word] = rank
                     out[sentence][word] = probs[window][position]
@@ -346,7 +341,7 @@ def extract_entities(
         content = [p for p, w in enumerate(word_ids) if w is not None]
         for position in content:
             span = tuple(enc["offset_mapping"][window][position])
-            rank = _centrality(position, content[0], content[-1])
+            rank = window_centrality(position, content[0], content[-1])
             seen = best[text_index].get(span)
             if seen is None or rank > seen[0]:
                 best[text_index][span] = (
