@@ -71,8 +71,9 @@ def _build_backend(
 
 def load_predictor(
     artifact_dir: Path | str, settings: InferenceSettings | None = None
-) -> Predictor:
-    """Verify the artifact's checksums, pick the backend, build the predictor.
+) -> Predictor | MultiTaskPredictor:
+    """Verify the artifact's checksums, pick the backend, build the predictor (a
+    MultiTaskPredictor for a classify-and-tag artifact, a Predictor otherwise).
 
     Raises an ArtifactError subclass for a missing, corrupt or incomplete artifact (no ONNX
     file for the ONNX backend: run `textroute export DIR`), InferenceConfigError for settings
@@ -108,7 +109,16 @@ def load_predictor(
         task=manifest.task.value,
         backend=backend.name,
     )
-    kind = MultiTaskPredictor if manifest.task is TaskKind.CLASSIFY_AND_TAG else Predictor
-    return kind(
+    if manifest.task is TaskKind.CLASSIFY_AND_TAG:
+        return MultiTaskPredictor(
+            manifest,
+            backend,
+            encoder,
+            settings,
+            concurrency=concurrency,
+            solo=solo,
+            lexical=lexical,
+        )
+    return Predictor(
         manifest, backend, encoder, settings, concurrency=concurrency, solo=solo, lexical=lexical
     )

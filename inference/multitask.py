@@ -7,25 +7,26 @@ from collections.abc import Sequence
 import numpy as np
 
 from inference._encoding import Encoded, Row, TextEncoder
+from inference._runner import BatchRunner, Outputs, _failure, _refused, softmax
 from inference._spans import entity_spans
 from inference.backend import Backend
 from inference.errors import ArtifactUnusableError
 from inference.items import ItemError
 from inference.lexical import WeightedExpert
-from inference.predictor import Outputs, Predictor, _failure, _refused, softmax
 from inference.settings import InferenceSettings
 from schemas import Classification, Entity, LabelScore, ModelManifest
 
 ClassAndEntities = tuple[Classification, list[Entity]]
 
 
-class MultiTaskPredictor(Predictor):
+class MultiTaskPredictor(BatchRunner):
     """The predictor of a classify-and-tag artifact (one head: BIO tags, then classes).
 
     `classify_and_tag` runs the backend once per text (per window of a long text) and reads
     the class from [CLS] over the class columns and the tags from the words over the tag
     columns, each softmax over its own columns as in training. `classify` and `entities` are
     its two halves, so the artifact also serves where a classifier or a tagger is expected.
+    It has no other task methods (pairs, answers): a `Predictor` serves those.
     """
 
     def __init__(

@@ -2,66 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from collections.abc import Sequence
 
 import numpy as np
-import structlog
 
 from inference._answers import AnswerWindow, decode_answers, null_threshold_of
-from inference._encoding import Encoded, Row, TextEncoder, length_buckets, pad
+from inference._encoding import Encoded, Row
+from inference._runner import (
+    BatchRunner,
+    Outputs,
+    _checked,
+    _failure,
+    _refused,
+    softmax,
+)
 from inference._spans import entity_spans
-from inference.backend import Backend
 from inference.errors import WrongTaskError
-from inference.items import INFERENCE_ERROR, Answer, ItemError, check_pair, check_text
-from inference.lexical import WeightedExpert
-from inference.settings import InferenceSettings
-from schemas import Classification, Entity, LabelScore, ModelManifest, TaskKind
-
-log = structlog.get_logger(__name__)
-
-Outputs = dict[str, np.ndarray]
+from inference.items import Answer, ItemError, check_pair
+from schemas import Classification, Entity, LabelScore, TaskKind
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Probabilities over the last axis, stable for large logits."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    probs: np.ndarray = exp / exp.sum(axis=-1, keepdims=True)
-    return probs
-
-
-class Predictor:
+class Predictor(BatchRunner):
     """Classifies texts or pairs, or tags entities, in batches; a bad item gets an ItemError
     in its place and never costs the rest of the batch its results."""
-
-    def __init__(
-        self,
-        manifest: ModelManifest,
-        backend: Backend,
-        encoder: TextEncoder,
-        settings: InferenceSettings,
-        *,
-        concurrency: int = 1,
-        solo: Backend | None = None,
-        lexical: WeightedExpert | None = None,
-    ) -> None:
-        self.manifest = manifest
-        self.backend = backend
-        # Fused with the encoder's class probabilities of single texts (the artifact's expert).
-        self._lexical = lexical
-        # The same graph with every thread, for a call that is one bucket (a lone text): with
-        # buckets side by side, `backend` has only its share of the cores.
-        self._solo = solo
-        self.backend_name = backend.name
-        self.settings = settings
-        self._encoder = encoder
-        self._pool = (
-            ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="inference-bucket")
-            if concurrency > 1
-            else None
-        )
 
     def _require(self, *tasks: TaskKind) -> None:
         if self.manifest.task not in tasks:
@@ -70,62 +33,6 @@ class Predictor:
                 f"model {self.manifest.name} is a {self.manifest.task.value} model, not "
                 f"{wanted}; load the matching artifact"
             )
-
-    def _run(
-        self, rows: Sequence[Row], outputs: Sequence[str], *, per_token: bool
-    ) -> list[Outputs | Exception]:
-        """Backend outputs per row, length-bucketed (per-token outputs trimmed to the row's
-        tokens); a failing batch is retried row by row so only the row at fault fails. With
-        `concurrency` > 1 the buckets run side by side, one backend call per thread."""
-        results: list[Outputs | Exception] = [ValueError("not run")] * len(rows)
-        buckets = list(length_buckets(rows, self.settings.max_batch))
-        backend = self._solo if self._solo is not None and len(buckets) == 1 else self.backend
-
-        def run(bucket: list[int]) -> None:
-            try:
-                self._run_batch(backend, rows, bucket, outputs, per_token, results)
-                return
-            except Exception as exc:  # any runtime failure; a lone row owns it
-                if len(bucket) == 1:
-                    results[bucket[0]] = self._failed(rows[bucket[0]], exc)
-                    return
-            for index in bucket:
-                try:
-                    self._run_batch(backend, rows, [index], outputs, per_token, results)
-                except Exception as exc:  # this row's own failure
-                    results[index] = self._failed(rows[index], exc)
-
-        if self._pool is None or len(buckets) == 1:
-            for bucket in buckets:
-                run(bucket)
-        else:
-            # Largest first: threads take the next bucket as they free up, so the last ones
-            # to finish are short and neither thread idles long at the end.
-            buckets.sort(key=lambda b: -len(b) * len(rows[b[-1]].ids))
-            for _ in self._pool.map(run, buckets):
-                pass
-        return results
-
-    @staticmethod
-    def _failed(row: Row, exc: Exception) -> Exception:
-        log.warning("inference.row_failed", error=repr(exc), item=row.item)
-        return exc
-
-    def _run_batch(
-        self,
-        backend: Backend,
-        rows: Sequence[Row],
-        bucket: list[int],
-        outputs: Sequence[str],
-        per_token: bool,
-        results: list[Outputs | Exception],
-    ) -> None:
-        batch = [rows[i] for i in bucket]
-        values = backend(pad(batch, self._encoder.pad_id))
-        arrays = {name: np.asarray(values[name]) for name in outputs}
-        for j, index in enumerate(bucket):
-            n = len(batch[j].ids)
-            results[index] = {name: a[j, :n] if per_token else a[j] for name, a in arrays.items()}
 
     def _classify_rows(
         self,
@@ -157,17 +64,6 @@ class Predictor:
             top = [LabelScore(label=labels[j], score=float(probs[i][j])) for j in order]
             results.append(Classification(label=top[0].label, score=top[0].score, top_k=top))
         return results
-
-    def _with_lexical(
-        self, probs: dict[int, np.ndarray], texts: dict[int, str] | None
-    ) -> dict[int, np.ndarray]:
-        """Class probabilities by item, fused with the artifact's lexical expert (in one call
-        for the batch) when it has one and the items are single texts."""
-        if self._lexical is None or texts is None or not probs:
-            return probs
-        items = list(probs)
-        fused = self._lexical.fuse(np.stack(list(probs.values())), [texts[i] for i in items])
-        return dict(zip(items, fused, strict=True))
 
     def classify(self, texts: Sequence[object]) -> list[Classification | ItemError]:
         """One Classification (label, probability, top-k) or ItemError per text, in order;
@@ -247,31 +143,6 @@ class Predictor:
         """The answer to one question about one context."""
         return self.answers([(question, context)])[0]
 
-    def _check_texts(
-        self, texts: Sequence[object]
-    ) -> tuple[list[tuple[int, str]], dict[int, ItemError]]:
-        return _checked(texts, check_text, self.settings.max_chars)
-
-
-T = TypeVar("T")
-
-
-def _checked(
-    values: Sequence[object],
-    check: Callable[[int, object, int], T | ItemError],
-    max_chars: int,
-) -> tuple[list[tuple[int, T]], dict[int, ItemError]]:
-    """Usable items with their index, and an ItemError for each item `check` refuses."""
-    good: list[tuple[int, T]] = []
-    errors: dict[int, ItemError] = {}
-    for i, value in enumerate(values):
-        checked = check(i, value, max_chars)
-        if isinstance(checked, ItemError):
-            errors[i] = checked
-        else:
-            good.append((i, checked))
-    return good, errors
-
 
 def _answer_window(row: Row, out: Outputs) -> AnswerWindow:
     """A question-answering row as a window of its context: the context's tokens are those of
@@ -284,19 +155,4 @@ def _answer_window(row: Row, out: Outputs) -> AnswerWindow:
             t == 1 and w is not None for t, w in zip(row.type_ids, row.word_ids, strict=True)
         ],
         offsets=row.offsets,
-    )
-
-
-def _refused(encoded: Encoded) -> dict[int, ItemError]:
-    return {
-        item: ItemError(
-            index=item, reason=INFERENCE_ERROR, message=f"the tokenizer refused this item: {why}"
-        )
-        for item, why in encoded.failed.items()
-    }
-
-
-def _failure(item: int, exc: Exception) -> ItemError:
-    return ItemError(
-        index=item, reason=INFERENCE_ERROR, message=f"the model failed on this item: {exc}"
     )

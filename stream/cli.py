@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 
@@ -21,6 +22,11 @@ app = typer.Typer(
 VERBOSE_ENV = "TEXTROUTE_VERBOSE"
 
 
+class _DropQuantizerAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
 def quiet_libraries() -> None:
     """Silence what libraries print that tells a user nothing: transformers' load reports and
     'Loading weights' bars, advisory warnings, datasets' per-step Map bars. Our own progress
@@ -34,6 +40,8 @@ def quiet_libraries() -> None:
         ("HF_DATASETS_DISABLE_PROGRESS_BARS", "1"),
     ):
         os.environ.setdefault(name, value)
+    # ONNX Runtime's quantizer logs generic advice on the root logger at every export.
+    logging.getLogger().addFilter(_DropQuantizerAdvice())
     warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")
     warnings.filterwarnings("ignore", category=FutureWarning)
 

@@ -16,7 +16,7 @@ from inference import (
     InferenceSettings,
     ItemError,
     MultiTaskPredictor,
-    WrongTaskError,
+    Predictor,
     load_predictor,
 )
 from schemas import Classification, Entity
@@ -167,12 +167,12 @@ def test_the_pytorch_backend_gives_the_same_answers_as_onnx_fp32(
         assert a[0].label == b[0].label and _spans(a[1]) == _spans(b[1])
 
 
-def test_pair_and_question_answering_calls_are_refused(tiny_multitask_artifact: Path) -> None:
+def test_only_its_own_tasks_are_offered(tiny_multitask_artifact: Path) -> None:
     predictor = _load(tiny_multitask_artifact)
-    with pytest.raises(WrongTaskError, match="classify-and-tag"):
-        predictor.classify_pairs([("a", "b")])
-    with pytest.raises(WrongTaskError, match="classify-and-tag"):
-        predictor.answers([("who?", "john")])
+    assert not isinstance(predictor, Predictor)
+    for refused in ("classify_pairs", "answers", "answer"):
+        assert not hasattr(predictor, refused)
+    assert callable(predictor.classify) and callable(predictor.entities)
 
 
 def test_a_manifest_without_class_labels_is_refused_at_load(

@@ -184,3 +184,46 @@ async def test_a_produce_that_fails_stops_the_worker_at_once_with_nothing_commit
         await watcher.wait_until(lambda o: o.seen() >= set(offsets), second, timeout_s=120)
         second.signal(signal.SIGTERM)
         assert await asyncio.to_thread(second.wait, 60.0) == 0
+
+
+async def test_sigterm_waits_for_outputs_in_flight_so_a_restart_redoes_nothing(
+    proxied_broker: ProxiedBroker,
+    unique_topics: TopicSettings,
+    proxied_env: dict[str, str],
+    start_worker: StartWorker,
+) -> None:
+    broker, proxy = proxied_broker.settings, proxied_broker.proxy
+    group = proxied_env["TEXTROUTE_WORKER_APP_ID"]
+    records = list(sample_records(300, seed=23, id_prefix="drain"))
+    await ensure_topics(broker, unique_topics.all_topics(), unique_topics.partitions)
+
+    async with Watcher(broker, unique_topics) as watcher:
+        first = start_worker(proxied_env)
+        offsets = await _send(broker, unique_topics, records[:100])
+        await watcher.wait_until(at_least(100), first)
+
+        # A slow broker: each of the worker's Produce requests waits 3 s, so when the stop
+        # comes a batch's outputs are certainly still on their way.
+        proxy.delay(3.0, client_id_prefix=group)
+        offsets |= await _send(broker, unique_topics, records[100:])
+        deadline = time.monotonic() + 30
+        while proxy.stats.delayed_requests == 0:
+            assert time.monotonic() < deadline, "the worker never produced through the proxy"
+            await asyncio.sleep(0.05)
+        first.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(first.wait, 90.0) == 0, first.log()[-3000:]
+        proxy.delay(0)
+        at_stop = watcher.snapshot()
+        assert (
+            committed_without_output(
+                await committed_offsets(broker, group, unique_topics), offsets, at_stop
+            )
+            == []
+        )
+
+        second = start_worker(proxied_env)
+        await watcher.wait_until(lambda o: o.seen() >= set(offsets), second, timeout_s=120)
+        second.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(second.wait, 60.0) == 0
+        after = watcher.snapshot()
+    assert after.duplicates() == 0, "a graceful stop commits every output it waited for"
