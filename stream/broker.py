@@ -7,9 +7,11 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
 
 import structlog
 
@@ -17,6 +19,7 @@ from stream.config import EmbeddedBrokerSettings
 from stream.errors import BrokerBinaryNotFoundError, BrokerStartError
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 _POLL_S = 0.1
 _STOP_GRACE_S = 5.0
@@ -74,18 +77,19 @@ async def _kafka_metadata(bootstrap: str, timeout_s: float) -> None:
         await admin.close()
 
 
+def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` to completion and return its result, from sync code inside or outside an
+    event loop: a private thread gives it an event loop of its own."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def probe_kafka(bootstrap: str, timeout_s: float = 5.0) -> bool:
     """Whether a Kafka broker at `bootstrap` answers a metadata request."""
-
-    def run() -> None:
-        asyncio.run(asyncio.wait_for(_kafka_metadata(bootstrap, timeout_s), timeout_s))
-
-    # A private thread gives the probe its own event loop, so callers inside a loop can use it.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        try:
-            pool.submit(run).result()
-        except Exception:
-            return False
+    try:
+        run_blocking(asyncio.wait_for(_kafka_metadata(bootstrap, timeout_s), timeout_s))
+    except Exception:
+        return False
     return True
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 
+from stream.broker import run_blocking
 from stream.config import BrokerSettings, WorkerSettings
 from stream.errors import BrokerUnavailableError, DeliveryFailedError
 from stream.metrics import StreamMetrics
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from faust.types import EventT, StreamT
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
 
 
 def _raw_topic(app: faust.App, *names: str) -> faust.TopicT:
@@ -65,18 +65,12 @@ def producer_idempotence(broker: BrokerSettings) -> bool:
     from stream.topics import supports_idempotence
 
     try:
-        supported = _run_blocking(supports_idempotence(broker))
+        supported = run_blocking(supports_idempotence(broker))
     except BrokerUnavailableError as exc:
         log.warning("worker.idempotence_unknown", error=str(exc))
         return False
     log.info("worker.idempotence", enabled=supported)
     return supported
-
-
-def _run_blocking(coro: Coroutine[Any, Any, T]) -> T:
-    # A private thread gives the call its own event loop, whether or not one is running here.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 def _to_record(event: EventT[bytes], received_at: datetime) -> InboundRecord:

@@ -88,6 +88,32 @@ def committed_without_output(
     )
 
 
+async def _running_worker(
+    start_worker: StartWorker,
+    env: dict[str, str],
+    broker: BrokerSettings,
+    topics: TopicSettings,
+    records: list[SampleRecord],
+    watcher: Watcher,
+) -> tuple[WorkerProcess, Offsets]:
+    """A worker started and seen routing `records` (it has joined the group), and where the
+    records landed."""
+    worker = start_worker(env)
+    offsets = await _send(broker, topics, records)
+    await watcher.wait_until(at_least(len(records)), worker)
+    return worker, offsets
+
+
+async def _restart_until_all_routed(
+    start_worker: StartWorker, env: dict[str, str], offsets: Offsets, watcher: Watcher
+) -> None:
+    """Start a fresh worker, wait until every input of `offsets` has an output, stop it."""
+    worker = start_worker(env)
+    await watcher.wait_until(lambda o: o.seen() >= set(offsets), worker, timeout_s=120)
+    worker.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(worker.wait, 60.0) == 0
+
+
 async def _watch_commits(
     broker: BrokerSettings,
     group: str,
@@ -124,9 +150,9 @@ async def test_no_offset_is_committed_past_an_output_the_broker_has_not_acknowle
     await ensure_topics(broker, unique_topics.all_topics(), unique_topics.partitions)
 
     async with Watcher(broker, unique_topics) as watcher:
-        first = start_worker(proxied_env)
-        offsets = await _send(broker, unique_topics, records[:100])
-        await watcher.wait_until(at_least(100), first)
+        first, offsets = await _running_worker(
+            start_worker, proxied_env, broker, unique_topics, records[:100], watcher
+        )
 
         # The broker turns slow for the worker's producer: each of its Produce requests waits
         # 2 s in the proxy, while its fetches and offset commits flow on.
@@ -143,10 +169,7 @@ async def test_no_offset_is_committed_past_an_output_the_broker_has_not_acknowle
         )
         proxy.delay(0)
 
-        second = start_worker(proxied_env)
-        await watcher.wait_until(lambda o: o.seen() >= set(offsets), second, timeout_s=120)
-        second.signal(signal.SIGTERM)
-        assert await asyncio.to_thread(second.wait, 60.0) == 0
+        await _restart_until_all_routed(start_worker, proxied_env, offsets, watcher)
 
 
 async def test_a_produce_that_fails_stops_the_worker_at_once_with_nothing_committed_past_it(
@@ -162,9 +185,9 @@ async def test_a_produce_that_fails_stops_the_worker_at_once_with_nothing_commit
     await ensure_topics(broker, unique_topics.all_topics(), unique_topics.partitions)
 
     async with Watcher(broker, unique_topics) as watcher:
-        first = start_worker(env)
-        offsets = await _send(broker, unique_topics, records[:100])
-        await watcher.wait_until(at_least(100), first)
+        first, offsets = await _running_worker(
+            start_worker, env, broker, unique_topics, records[:100], watcher
+        )
 
         proxy.hold(client_id_prefix=group)
         # One batch only, then no more input: the failure must surface without a next batch.
@@ -180,10 +203,7 @@ async def test_a_produce_that_fails_stops_the_worker_at_once_with_nothing_commit
 
         proxy.release()
         offsets |= await _send(broker, unique_topics, records[110:])
-        second = start_worker(env)
-        await watcher.wait_until(lambda o: o.seen() >= set(offsets), second, timeout_s=120)
-        second.signal(signal.SIGTERM)
-        assert await asyncio.to_thread(second.wait, 60.0) == 0
+        await _restart_until_all_routed(start_worker, env, offsets, watcher)
 
 
 async def test_sigterm_waits_for_outputs_in_flight_so_a_restart_redoes_nothing(
@@ -198,9 +218,9 @@ async def test_sigterm_waits_for_outputs_in_flight_so_a_restart_redoes_nothing(
     await ensure_topics(broker, unique_topics.all_topics(), unique_topics.partitions)
 
     async with Watcher(broker, unique_topics) as watcher:
-        first = start_worker(proxied_env)
-        offsets = await _send(broker, unique_topics, records[:100])
-        await watcher.wait_until(at_least(100), first)
+        first, offsets = await _running_worker(
+            start_worker, proxied_env, broker, unique_topics, records[:100], watcher
+        )
 
         # A slow broker: each of the worker's Produce requests waits 3 s, so when the stop
         # comes a batch's outputs are certainly still on their way.
@@ -221,9 +241,6 @@ async def test_sigterm_waits_for_outputs_in_flight_so_a_restart_redoes_nothing(
             == []
         )
 
-        second = start_worker(proxied_env)
-        await watcher.wait_until(lambda o: o.seen() >= set(offsets), second, timeout_s=120)
-        second.signal(signal.SIGTERM)
-        assert await asyncio.to_thread(second.wait, 60.0) == 0
+        await _restart_until_all_routed(start_worker, proxied_env, offsets, watcher)
         after = watcher.snapshot()
     assert after.duplicates() == 0, "a graceful stop commits every output it waited for"
