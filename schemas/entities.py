@@ -32,3 +32,9 @@ class Classification(BaseModel):
     label: str
     score: float = Field(ge=0.0, le=1.0, description="Probability of `label`.")
     top_k: list[LabelScore] = Field(default_factory=list, description="Best labels first.")
+    labels: list[LabelScore] | None = Field(
+        default=None,
+        description="Multi-label models: every label whose score reaches its threshold, best "
+        "first (may be empty); None for single-label classifiers. `label` is the top score "
+        "either way.",
+    )

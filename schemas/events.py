@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.entities import Entity, LabelScore
 from schemas.messages import MessageKind
 
-EVENT_SCHEMA_VERSION = 1
+#: 2 added pipeline, labels, routes, attributes and model_text to RoutingEvent; every field of
+#: version 1 keeps its meaning, so version-1 consumers read version-2 events unchanged.
+EVENT_SCHEMA_VERSION = 2
 
 
 class SourceRef(BaseModel):
@@ -45,6 +47,34 @@ class RouteReason(BaseModel):
     detail: str
 
 
+class RouteTarget(BaseModel):
+    """One destination of a message and the rule that sent it there."""
+
+    model_config = ConfigDict(frozen=True)
+
+    queue: str
+    rule: str = Field(description="Rule id, as in `reasons`.")
+
+
+class ModelText(BaseModel):
+    """The text the models read, so entity offsets can be checked against it: the message's
+    text fields joined, after the pipeline's cleaning (HTML, quoted replies, signatures)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    length: int = Field(ge=0, description="Length in characters (Unicode code points).")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex sha256 of its UTF-8 bytes.")
+    cleaned: bool = Field(
+        default=False, description="True when cleaning changed the text the message carried."
+    )
+    language: str | None = Field(
+        default=None, description="ISO 639-1 code found by the pipeline's language check."
+    )
+    text: str | None = Field(
+        default=None, description="The text itself, when the pipeline is set to include it."
+    )
+
+
 class RoutingEvent(BaseModel):
     """The enriched routing decision for one inbound message, keyed by message id."""
 
@@ -61,9 +91,27 @@ class RoutingEvent(BaseModel):
         description="Named entities; offsets index into the message's model text "
         "(its text fields joined by a newline, empty fields skipped).",
     )
-    route: str = Field(description="Destination queue or desk.")
+    route: str = Field(description="Destination queue or desk (the first of `routes`).")
     reasons: list[RouteReason] = Field(
         description="Matched rules, the one that chose `route` first.", min_length=1
+    )
+    pipeline: str = Field(default="default", description="The pipeline that routed it.")
+    labels: list[LabelScore] = Field(
+        default_factory=list,
+        description="Multi-label models: every label at or above its threshold, best first; "
+        "single-label classifiers: the one label.",
+    )
+    routes: list[RouteTarget] = Field(
+        default_factory=list,
+        description="Every destination, `route` first: a multi-label message may go to "
+        "several desks.",
+    )
+    attributes: dict[str, LabelScore] = Field(
+        default_factory=dict,
+        description="Labels of the pipeline's attribute models, e.g. a ticket's priority.",
+    )
+    model_text: ModelText | None = Field(
+        default=None, description="The text the models read (entity offsets index it)."
     )
     classifier: ModelRef
     ner: ModelRef | None = None

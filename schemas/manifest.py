@@ -50,6 +50,9 @@ class TaskKind(str, Enum):
     #: One encoder, one per-token head over BIO tags followed by classes: the class is read at
     #: [CLS], the tags at the words (see ModelManifest.class_labels).
     CLASSIFY_AND_TAG = "classify-and-tag"
+    #: Independent labels (sigmoid per label); a text gets every label whose score reaches
+    #: that label's threshold (ModelManifest.thresholds).
+    MULTI_LABEL = "multi-label-classification"
 
 
 class FileRole(str, Enum):
@@ -141,6 +144,26 @@ class ModelManifest(BaseModel):
         description="Classifiers: a lexical expert fused with the encoder (`textroute train "
         "lexical`); None serves the encoder alone.",
     )
+
+    thresholds: list[float] | None = Field(
+        default=None,
+        description="Multi-label models: the decision threshold of each label, in `labels` "
+        "order, tuned on the validation split.",
+    )
+
+    @model_validator(mode="after")
+    def _thresholds_match_labels(self) -> ModelManifest:
+        if self.task is TaskKind.MULTI_LABEL:
+            if self.thresholds is None or len(self.thresholds) != len(self.labels):
+                raise ValueError(
+                    "a multi-label manifest needs one threshold per label "
+                    f"({len(self.labels)} labels, thresholds {self.thresholds})"
+                )
+            if any(not 0.0 < t < 1.0 for t in self.thresholds):
+                raise ValueError(f"thresholds must lie strictly between 0 and 1: {self.thresholds}")
+        elif self.thresholds is not None:
+            raise ValueError(f"thresholds are for multi-label models, not {self.task.value}")
+        return self
 
     @model_validator(mode="after")
     def _classes_are_the_tail(self) -> ModelManifest:
