@@ -248,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.smoke_dir is not None:
         from training.smoke import build_smoke_artifacts
 
-        classifier, _ = build_smoke_artifacts(args.smoke_dir)
+        classifier, _, _ = build_smoke_artifacts(args.smoke_dir)
     elif args.classifier is not None:
         classifier = args.classifier
     else:

@@ -30,6 +30,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return probs
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Independent per-label probabilities (a multi-label head), stable for any logit."""
+    x = np.asarray(logits, dtype=np.float64)
+    probs: np.ndarray = np.exp(-np.logaddexp(0.0, -x))
+    return probs
+
+
 class BatchRunner:
     """Runs encoded rows through a backend in length buckets (side by side with
     `concurrency` > 1, on the all-thread `solo` session when the call is one bucket); a bad

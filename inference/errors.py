@@ -37,9 +37,14 @@ class ModelLoadFailedError(ArtifactUnusableError):
     """The model file is listed and verified but the runtime cannot load it."""
 
 
+class EmailParseError(InferenceError):
+    """A raw email is not an RFC 822 / MIME message this package can read."""
+
+
 __all__ = [
     "ArtifactUnusableError",
     "BackendUnavailableError",
+    "EmailParseError",
     "InferenceConfigError",
     "InferenceError",
     "ModelLoadFailedError",

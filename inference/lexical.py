@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from inference.errors import ArtifactUnusableError
-from schemas import ModelManifest
+from schemas import ModelManifest, TaskKind
 
 #: The arrays of the expert's file, beside a JSON `config` (n-gram range, lowercasing, tf).
 _ARRAYS = ("vocabulary", "idf", "coef", "intercept")
@@ -68,19 +68,26 @@ class LexicalExpert:
     @classmethod
     def from_sklearn(cls, vectorizer: Any, classifier: Any) -> LexicalExpert:
         """The expert of a fitted TfidfVectorizer (L2 norm, idf on) and LogisticRegression."""
-        if vectorizer.norm != "l2" or not vectorizer.use_idf:
-            raise ValueError("the lexical expert reads L2-normalised TF-IDF features only")
         classes = list(classifier.classes_)
         if classes != list(range(len(classes))):
             # Columns must line up with the model's labels, which are indexes 0..n-1.
             raise ValueError(f"fit the classifier on label indexes 0..n-1, not {classes}")
-        terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
         coef, intercept = classifier.coef_, classifier.intercept_
         if coef.shape[0] == 1:  # scikit-learn keeps one row for two classes: logit of class 1
             coef, intercept = (
                 np.vstack([-coef / 2, coef / 2]),
                 np.hstack([-intercept / 2, intercept / 2]),
             )
+        return cls.from_tfidf(vectorizer, coef, intercept)
+
+    @classmethod
+    def from_tfidf(cls, vectorizer: Any, coef: Any, intercept: Any) -> LexicalExpert:
+        """The expert of a fitted TfidfVectorizer (L2 norm, idf on) and a linear layer over its
+        features: (classes, vocabulary) weights and (classes,) biases in the vectorizer's
+        column order (a multi-label model's one-vs-rest regressions, one row a label)."""
+        if vectorizer.norm != "l2" or not vectorizer.use_idf:
+            raise ValueError("the lexical expert reads L2-normalised TF-IDF features only")
+        terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
         return cls(
             terms,
             vectorizer.idf_,
@@ -104,9 +111,14 @@ class LexicalExpert:
         data /= np.where(norms > 0, norms, 1.0)[rows]
         return matrix
 
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """(texts, classes) linear scores: a multi-label expert's log-odds of each label."""
+        out: np.ndarray = np.asarray(self.features(texts) @ self.coef.T) + self.intercept
+        return out
+
     def log_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(texts, classes) log-probabilities; a text with no known n-gram gets the prior."""
-        scores = np.asarray(self.features(texts) @ self.coef.T) + self.intercept
+        scores = self.scores(texts)
         shifted = scores - scores.max(axis=1, keepdims=True)
         out: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         return out
@@ -164,9 +176,13 @@ class WeightedExpert:
 
     expert: LexicalExpert
     weight: float
+    #: Independent labels (a multi-label model): the labels' log-odds are fused one by one.
+    multi_label: bool = False
 
     def fuse(self, probs: Any, texts: Sequence[str]) -> np.ndarray:
         """The encoder's (texts, classes) probabilities fused with the expert's on `texts`."""
+        if self.multi_label:
+            return fuse_log_odds(probs, self.expert.scores(texts), self.weight)
         return fuse(probs, self.expert.log_proba(texts), self.weight)
 
 
@@ -182,7 +198,8 @@ def load_lexical(root: Path, manifest: ModelManifest) -> WeightedExpert | None:
             f"artifact {root}: the lexical expert has {expert.num_classes} classes, the model "
             f"{classes}; re-attach it with `textroute train lexical {root}`"
         )
-    return WeightedExpert(expert, manifest.lexical.weight)
+    multi_label = manifest.task is TaskKind.MULTI_LABEL
+    return WeightedExpert(expert, manifest.lexical.weight, multi_label=multi_label)
 
 
 def fuse(probs: Any, log_lexical: Any, weight: float) -> np.ndarray:
@@ -192,4 +209,13 @@ def fuse(probs: Any, log_lexical: Any, weight: float) -> np.ndarray:
     scores -= scores.max(axis=-1, keepdims=True)
     exp = np.exp(scores)
     out: np.ndarray = exp / exp.sum(axis=-1, keepdims=True)
+    return out
+
+
+def fuse_log_odds(probs: Any, scores: Any, weight: float) -> np.ndarray:
+    """Independent labels' product of experts: sigmoid(logit p + weight * the expert's
+    log-odds), label by label (a multi-label model's per-label sigmoids)."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0 - 1e-12)
+    z = np.log(p) - np.log1p(-p) + weight * np.asarray(scores, dtype=np.float64)
+    out: np.ndarray = np.exp(-np.logaddexp(0.0, -z))
     return out

@@ -90,7 +90,8 @@ def load_predictor(
         )
     lexical = (
         load_lexical(root, manifest)
-        if manifest.task in (TaskKind.CLASSIFICATION, TaskKind.CLASSIFY_AND_TAG)
+        if manifest.task
+        in (TaskKind.CLASSIFICATION, TaskKind.CLASSIFY_AND_TAG, TaskKind.MULTI_LABEL)
         else None
     )
     plan = plan_backend(settings)

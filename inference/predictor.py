@@ -14,6 +14,7 @@ from inference._runner import (
     _checked,
     _failure,
     _refused,
+    sigmoid,
     softmax,
 )
 from inference._spans import entity_spans
@@ -44,13 +45,18 @@ class Predictor(BatchRunner):
         rows = encoded.rows
         errors.update(_refused(encoded))
         outputs = self._run(rows, ["logits"], per_token=False)
+        thresholds = self.manifest.thresholds  # set for (and only for) multi-label models
+        activation = softmax if thresholds is None else sigmoid
         per_item: dict[int, list[np.ndarray]] = {}
         for row, out in zip(rows, outputs, strict=True):
             if isinstance(out, Exception):
                 errors.setdefault(row.item, _failure(row.item, out))
             else:
-                per_item.setdefault(row.item, []).append(softmax(out["logits"]))
-        # Long texts in chunks: the mean of the windows' probabilities.
+                per_item.setdefault(row.item, []).append(activation(out["logits"]))
+        # Long texts in chunks: the mean of the windows' probabilities. For independent labels
+        # too (not the max): the thresholds were tuned on one window a text, and a mean keeps
+        # a label's probability on that scale, where a max would rise with every extra window
+        # and add labels to long texts that only brush a topic.
         probs = {i: np.mean(p, axis=0) for i, p in per_item.items() if i not in errors}
         probs = self._with_lexical(probs, texts)
         labels = self.manifest.labels
@@ -60,16 +66,26 @@ class Predictor(BatchRunner):
             if i in errors:
                 results.append(errors[i])
                 continue
-            order = np.argsort(-probs[i])[:k]
-            top = [LabelScore(label=labels[j], score=float(probs[i][j])) for j in order]
-            results.append(Classification(label=top[0].label, score=top[0].score, top_k=top))
+            order = np.argsort(-probs[i], kind="stable")
+            top = [LabelScore(label=labels[j], score=float(probs[i][j])) for j in order[:k]]
+            above = None
+            if thresholds is not None:
+                above = [
+                    LabelScore(label=labels[j], score=float(probs[i][j]))
+                    for j in order
+                    if probs[i][j] >= thresholds[j]
+                ]
+            results.append(
+                Classification(label=top[0].label, score=top[0].score, top_k=top, labels=above)
+            )
         return results
 
     def classify(self, texts: Sequence[object]) -> list[Classification | ItemError]:
         """One Classification (label, probability, top-k) or ItemError per text, in order;
         with a lexical expert in the artifact, the encoder's and the expert's probabilities
-        fused as in training."""
-        self._require(TaskKind.CLASSIFICATION)
+        fused as in training. A multi-label model scores each label with its own sigmoid and
+        also answers `labels`: every label at or above its threshold, best first."""
+        self._require(TaskKind.CLASSIFICATION, TaskKind.MULTI_LABEL)
         good, errors = self._check_texts(texts)
         chunks = self.settings.long_text == "chunks"
         encoded = self._encoder.texts(good, chunks=chunks)

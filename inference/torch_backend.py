@@ -22,6 +22,8 @@ AUTO_MODEL_CLASSES: Mapping[TaskKind, str] = MappingProxyType(
         TaskKind.TOKEN_CLASSIFICATION: "AutoModelForTokenClassification",
         TaskKind.QUESTION_ANSWERING: "AutoModelForQuestionAnswering",
         TaskKind.CLASSIFY_AND_TAG: "AutoModelForTokenClassification",
+        # One logit per label like a classifier's; the sigmoid is applied when they are read.
+        TaskKind.MULTI_LABEL: "AutoModelForSequenceClassification",
     }
 )
 _OUTPUTS = {TaskKind.QUESTION_ANSWERING: ("start_logits", "end_logits")}

@@ -70,6 +70,9 @@ class ModelText(BaseModel):
     language: str | None = Field(
         default=None, description="ISO 639-1 code found by the pipeline's language check."
     )
+    attachments: int | None = Field(
+        default=None, ge=0, description="Raw emails: attachments counted (never read)."
+    )
     text: str | None = Field(
         default=None, description="The text itself, when the pipeline is set to include it."
     )
@@ -133,6 +136,8 @@ class DeadLetterReason(str, Enum):
     TEXT_TOO_LONG = "text_too_long"
     NOT_A_STRING = "not_a_string"
     INFERENCE_ERROR = "inference_error"
+    #: No pipeline serves the message's kind (see the worker's pipelines file).
+    NO_PIPELINE = "no_pipeline"
     #: The routing event would be larger than the worker may produce (max_output_bytes).
     OUTPUT_TOO_LARGE = "output_too_large"
     UNEXPECTED_ERROR = "unexpected_error"

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import Enum
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # The separator between the fields the models read; a newline keeps offsets easy to map
 # back (each field starts right after it) and tokenizes as plain whitespace.
@@ -45,18 +45,49 @@ class InboundMessage(BaseModel):
 
 
 class EmailMessage(InboundMessage):
-    """An email. The models see `subject` and `body`."""
+    """An email. The models see `subject` and `body`, or what the worker reads from `raw`."""
 
     kind: ClassVar[MessageKind] = MessageKind.EMAIL
     text_fields: ClassVar[tuple[str, ...]] = ("subject", "body")
+    # What _addressed_or_raw checks, told to other teams' validators too.
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["raw"]}, {"required": ["from", "to", "body"]}]}
+    )
 
-    sender: str = Field(alias="from", min_length=1, description="Sender address.")
-    to: list[str] = Field(min_length=1, description="Recipient addresses.")
+    sender: str | None = Field(
+        default=None,
+        alias="from",
+        min_length=1,
+        description="Sender address; required unless `raw` is given (its From header).",
+    )
+    to: list[str] = Field(
+        default_factory=list,
+        description="Recipient addresses; required unless `raw` is given (its To header).",
+    )
     subject: str = ""
-    body: str
+    body: str = Field(default="", description="The body text (plain or HTML).")
+    raw: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The whole RFC 822 / MIME message as text: the worker takes subject and "
+        "body from it (text/plain preferred, attachments counted, not read) when `body` is "
+        "empty.",
+    )
     received_at: datetime | None = Field(
         default=None, description="When the mail server received it (ISO 8601)."
     )
+
+    @model_validator(mode="after")
+    def _addressed_or_raw(self) -> EmailMessage:
+        if self.raw is None:
+            missing = [
+                name for name, value in (("from", self.sender), ("to", self.to)) if not value
+            ]
+            if "body" not in self.model_fields_set:
+                missing.append("body")
+            if missing:
+                raise ValueError(f"an email without `raw` needs {' and '.join(missing)}")
+        return self
 
     @field_validator("to", mode="before")
     @classmethod

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from schemas.messages import MessageKind
+from stream.user_files import InvalidRows
+
+if TYPE_CHECKING:
+    from stream.samples import SampleRecord
+    from stream.user_files import FileReport
 
 console = Console()
 err = Console(stderr=True)
@@ -95,6 +101,13 @@ def worker_command(
         ),
     ] = None,
     rules: Annotated[Path | None, Opt(help="Routing rules YAML (default: packaged).")] = None,
+    pipelines: Annotated[
+        Path | None,
+        Opt(
+            help="Pipelines YAML: models, rules and text handling per message kind (see "
+            "deploy/pipelines.example.yaml); replaces --classifier, --ner, --model and --rules."
+        ),
+    ] = None,
     batch_size: Annotated[int | None, Opt(help="Max messages per batch.")] = None,
     batch_wait: Annotated[float | None, Opt(help="Max seconds to fill a batch.")] = None,
     app_id: Annotated[str | None, Opt(help="Faust app id = consumer group id.")] = None,
@@ -114,6 +127,7 @@ def worker_command(
         classifier_dir=classifier,
         model_dir=model,
         rules_path=rules,
+        pipelines_path=pipelines,
         batch_size=batch_size,
         batch_wait_s=batch_wait,
         app_id=app_id,
@@ -130,18 +144,66 @@ def worker_command(
 
 def produce_command(
     file: Annotated[
-        Path | None, typer.Argument(help="JSON-lines file of messages; omit for samples.")
+        Path | None,
+        typer.Argument(
+            help="Wire-format JSON-lines file sent byte for byte (bad lines reach the "
+            "dead-letter topic); omit for samples. For your own data use --file."
+        ),
     ] = None,
     kind: Annotated[
-        MessageKind | None, Opt(help="Kind of every line of FILE (else each line's 'kind').")
+        MessageKind | None,
+        Opt(help="Kind of every message of --file (required) or FILE (else each line's 'kind')."),
     ] = None,
+    user_file: Annotated[
+        Path | None,
+        Opt(
+            "--file",
+            "-f",
+            help="Your own CSV (.csv, .tsv) or JSON-lines (.jsonl, .ndjson) file of --kind "
+            "messages, UTF-8: columns named like the kind's fields map themselves.",
+        ),
+    ] = None,
+    maps: Annotated[
+        list[str] | None,
+        Opt("--map", metavar="FIELD=COLUMN", help="Take FIELD from COLUMN (repeatable)."),
+    ] = None,
+    constants: Annotated[
+        list[str] | None,
+        Opt("--set", metavar="FIELD=VALUE", help="FIELD is VALUE in every row (repeatable)."),
+    ] = None,
+    defaults: Annotated[
+        list[str] | None,
+        Opt(
+            "--default",
+            metavar="FIELD=VALUE",
+            help="FIELD is VALUE where the row's is blank or missing (repeatable).",
+        ),
+    ] = None,
+    value_maps: Annotated[
+        list[str] | None,
+        Opt(
+            "--value-map",
+            metavar="FIELD:FROM=TO",
+            help="Replace FIELD's value FROM by TO, e.g. priority:medium=normal (repeatable).",
+        ),
+    ] = None,
+    id_column: Annotated[
+        str | None,
+        Opt(help="Column of message ids (default: 'id' if present, else a hash of the row)."),
+    ] = None,
+    invalid: Annotated[
+        InvalidRows,
+        Opt(help="Rows that make no valid message: reported and skipped, or sent as they are."),
+    ] = InvalidRows.SKIP,
+    limit: Annotated[int | None, Opt(min=1, help="Read only the first N rows of --file.")] = None,
     samples: Annotated[int, Opt(help="Number of generated sample messages.")] = 30,
     malformed_ratio: Annotated[float, Opt(help="Share of malformed samples.")] = 0.1,
     seed: Annotated[int, Opt(help="Sample generator seed.")] = 0,
     id_prefix: Annotated[str, Opt(help="Prefix of generated message ids.")] = "msg",
     bootstrap: BootstrapOpt = None,
 ) -> None:
-    """Send sample messages (mixed kinds, some malformed) or a JSON-lines file to the topics."""
+    """Send sample messages (mixed kinds, some malformed), your own CSV/JSON-lines file of one
+    kind (--file), or a wire-format JSON-lines file to the inbound topics."""
     from stream.config import TopicSettings, WorkerSettings
     from stream.inputs import records_from_jsonl, to_outbound
     from stream.samples import sample_records
@@ -149,7 +211,17 @@ def produce_command(
 
     broker, topics = _broker(bootstrap), _settings(TopicSettings)
     limits = worker_topic_limits(_settings(WorkerSettings, topics=topics))
-    if file is not None:
+    report = None
+    records: Iterable[SampleRecord]
+    if user_file is not None:
+        if file is not None:
+            raise typer.BadParameter("give FILE or --file, not both")
+        if kind is None:
+            raise typer.BadParameter("--file needs --kind (email, ticket or article)")
+        report, records = _user_file_records(
+            user_file, kind, maps, constants, defaults, value_maps, id_column, invalid, limit
+        )
+    elif file is not None:
         records = records_from_jsonl(file, kind)
     else:
         records = list(
@@ -160,10 +232,67 @@ def produce_command(
         await ensure_topics(
             broker, topics.all_topics(), topics.partitions, topics.replication, configs=limits
         )
-        return await produce(broker, to_outbound(records, topics))
+        # One record at a time, so a big file is read as it is sent, never held whole.
+        return await produce(broker, (to_outbound([r], topics)[0] for r in records))
 
     sent = asyncio.run(send())
-    console.print(f"sent [bold]{sent}[/] messages to {broker.bootstrap_servers}")
+    where = f"to {broker.bootstrap_servers}"
+    if report is None:
+        console.print(f"sent [bold]{sent}[/] messages {where}")
+        return
+    kind_name = report.kind.value
+    if report.invalid:
+        fate = "skipped" if invalid is InvalidRows.SKIP else "sent as they are, to be dead-lettered"
+        bad = f"{report.invalid} of {report.rows} rows make no valid {kind_name} message"
+        err.print(f"{bad} ({fate}):")
+        for example in report.examples:
+            err.print(f"  {example}", markup=False, highlight=False)
+    skipped = report.invalid if invalid is InvalidRows.SKIP else 0
+    console.print(f"sent [bold]{sent}[/] {kind_name} messages {where}, skipped {skipped}")
+
+
+def _user_file_records(
+    path: Path,
+    kind: MessageKind,
+    maps: list[str] | None,
+    constants: list[str] | None,
+    defaults: list[str] | None,
+    value_maps: list[str] | None,
+    id_column: str | None,
+    invalid: InvalidRows,
+    limit: int | None,
+) -> tuple[FileReport, Iterator[SampleRecord]]:
+    """The report to fill and the lazy records of `textroute produce --file`; the mapping is
+    checked against the file's columns here, before anything is sent."""
+    from stream.user_files import (
+        FileReport,
+        UserFile,
+        file_records,
+        parse_assignments,
+        parse_value_maps,
+        plan_fields,
+    )
+
+    source = UserFile.open(path)
+    fields = plan_fields(
+        kind,
+        source.columns,
+        maps=parse_assignments(maps or [], "--map"),
+        constants=parse_assignments(constants or [], "--set"),
+        defaults=parse_assignments(defaults or [], "--default"),
+        values=parse_value_maps(value_maps or [], "--value-map"),
+        id_column=id_column,
+        where=path.name,
+    )
+    report = FileReport(kind)
+
+    def progress(done: FileReport) -> None:
+        err.print(f"{path.name}: {done.rows:,} rows read, {done.invalid:,} invalid")
+
+    records = file_records(
+        source, fields, invalid=invalid, limit=limit, report=report, progress=progress
+    )
+    return report, records
 
 
 def tail_command(

@@ -177,6 +177,11 @@ class WorkerSettings(BaseSettings):
     rules_path: Path | None = Field(
         default=None, description="Routing rules YAML; default: the packaged rules."
     )
+    pipelines_path: Path | None = Field(
+        default=None,
+        description="Pipelines YAML: models, rules and text handling per message kind; when "
+        "set, rules_path, classifier_dir, ner_dir and model_dir are ignored.",
+    )
     classifier_dir: Path = Path("models/classifier")
     ner_dir: Path | None = Field(
         default=Path("models/ner"), description="NER artifact; unset to route without entities."
@@ -232,7 +237,7 @@ class WorkerSettings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
 
-    @field_validator("rules_path", "ner_dir", "model_dir", mode="before")
+    @field_validator("rules_path", "ner_dir", "model_dir", "pipelines_path", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # Compose files pass `${VAR:-}`: an empty value means "not set", not the current dir.

@@ -19,6 +19,11 @@ class ModelSlotError(StreamConfigError):
     where the classifier belongs); the worker refuses it at start and at reload."""
 
 
+class PipelineConfigError(StreamConfigError):
+    """The pipelines file is invalid, names a model it does not define, points a slot at a
+    missing or unfitting artifact, or its rules do not cover its classifier's labels."""
+
+
 class RulesError(StreamError):
     """The routing rules cannot be used; the worker refuses to start with them."""
 
@@ -49,6 +54,11 @@ class BrokerUnavailableError(BrokerError):
 
 class InputFileError(StreamError):
     """A file of messages given to `textroute produce` cannot be read."""
+
+
+class FieldMappingError(InputFileError):
+    """The options mapping a file's columns onto a kind's fields are malformed, name an
+    unknown field or column, or leave a required field with neither a column nor a value."""
 
 
 class BatchingError(StreamError):

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeVar, cast, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 from schemas.entities import Classification, Entity
 from schemas.manifest import ModelManifest
@@ -208,3 +208,76 @@ def infer_batch(
             continue
         outcomes[i] = (classification, ents)
     return InferredBatch(outcomes, classify_s, ner_s, tagged)
+
+
+#: One text of a group: (group, position in the group, text).
+Slot = tuple[int, int, str]
+
+
+@dataclass(frozen=True)
+class InferredGroups:
+    """The outcomes of each group's texts, in order, and the model time of the whole batch."""
+
+    outcomes: list[list[Outcome]]
+    classify_s: float = 0.0
+    ner_s: float = 0.0
+
+
+def infer_groups(
+    groups: Sequence[tuple[ModelSet, Sequence[str]]], *, ner_pool: Executor | None = None
+) -> InferredGroups:
+    """`infer_batch` for several pipelines' texts at once: each distinct model runs once, on
+    the texts of every group that uses it (pipelines sharing a model share its batch).
+
+    One group is `infer_batch` itself (NER beside the classifier with `ner_pool`). Never
+    raises: a call that raises is narrowed to the texts that cause it.
+    """
+    if len(groups) == 1:
+        models, texts = groups[0]
+        one = infer_batch(models, texts, ner_pool=ner_pool)
+        return InferredGroups([one.outcomes], one.classify_s, one.ner_s)
+    outcomes: list[list[Outcome | None]] = [[None] * len(texts) for _, texts in groups]
+
+    # First pass: each joint model or classifier once over all its texts.
+    first: dict[int, tuple[Callable[[Sequence[object]], Sequence[Any]], Role, list[Slot]]] = {}
+    for g, (models, texts) in enumerate(groups):
+        model: object = models.joint if models.joint is not None else models.classifier
+        fn: Callable[[Sequence[object]], Sequence[Any]]
+        role: Role
+        if models.joint is not None:
+            fn, role = models.joint.classify_and_tag, "classify-and-tag"
+        else:
+            fn, role = models.classifier.classify, "classifier"
+        entry = first.setdefault(id(model), (fn, role, []))
+        entry[2].extend((g, i, text) for i, text in enumerate(texts))
+    classify_s = 0.0
+    to_tag: dict[int, tuple[EntityTagger, list[tuple[Slot, Classification]]]] = {}
+    for fn, role, slots in first.values():
+        results, seconds = call_isolating_failures(fn, [text for _, _, text in slots])
+        classify_s += seconds
+        for (g, i, text), result in zip(slots, results, strict=True):
+            models = groups[g][0]
+            if isinstance(result, tuple):
+                outcomes[g][i] = result
+            elif not isinstance(result, Classification):
+                outcomes[g][i] = Failed(role, cast(ItemFailure, result))
+            elif models.ner is None:
+                outcomes[g][i] = (result, [])
+            else:
+                to_tag.setdefault(id(models.ner), (models.ner, []))[1].append(
+                    ((g, i, text), result)
+                )
+
+    # Second pass: each NER model once over the texts its groups classified.
+    ner_s = 0.0
+    for ner, items in to_tag.values():
+        entity_lists, seconds = call_isolating_failures(
+            ner.entities, [text for (_, _, text), _ in items]
+        )
+        ner_s += seconds
+        for ((g, i, _), classification), ents in zip(items, entity_lists, strict=True):
+            outcomes[g][i] = (
+                (classification, ents) if isinstance(ents, list) else Failed("ner", ents)
+            )
+    done = [[o for o in group if o is not None] for group in outcomes]
+    return InferredGroups(done, classify_s, ner_s)

@@ -72,9 +72,11 @@ class ModelDirs:
 #: The artifact tasks each slot can serve: a classify-and-tag model has both halves, so it
 #: fills either role, and it alone fills both from one directory.
 SLOT_TASKS: dict[str, tuple[TaskKind, ...]] = {
-    "classifier": (TaskKind.CLASSIFICATION, TaskKind.CLASSIFY_AND_TAG),
+    "classifier": (TaskKind.CLASSIFICATION, TaskKind.MULTI_LABEL, TaskKind.CLASSIFY_AND_TAG),
     "NER": (TaskKind.TOKEN_CLASSIFICATION, TaskKind.CLASSIFY_AND_TAG),
     "classifier+NER": (TaskKind.CLASSIFY_AND_TAG,),
+    #: A pipeline's attribute (e.g. a ticket's priority): one label per text.
+    "attribute": (TaskKind.CLASSIFICATION, TaskKind.CLASSIFY_AND_TAG),
 }
 
 
@@ -111,8 +113,11 @@ class ReloadingModels:
         *,
         validate: Validator | None = None,
         metrics: StreamMetrics | None = None,
+        role_prefix: str = "",
     ) -> None:
         self._dirs = ModelDirs.of(classifier_dir, ner_dir)
+        # Metric role labels, e.g. "ticket/classifier": several pipelines each have one.
+        self._prefix = role_prefix
         self._loader = loader
         self._validate = validate
         self._metrics = metrics
@@ -216,7 +221,7 @@ class ReloadingModels:
 
     def _count(self, role: str, result: str) -> None:
         if self._metrics is not None:
-            self._metrics.model_reloads.labels(role=role, result=result).inc()
+            self._metrics.model_reloads.labels(role=self._prefix + role, result=result).inc()
 
     def _publish_versions(self, old: ModelSet | None, new: ModelSet) -> None:
         if self._metrics is None:
@@ -226,7 +231,8 @@ class ReloadingModels:
             ("classifier", old.classifier if old else None, new.classifier),
             ("ner", old.ner if old else None, new.ner),
         ):
+            label = self._prefix + role
             if before is not None and before is not after:
-                gauge.labels(role, before.manifest.name, before.manifest.version).set(0)
+                gauge.labels(label, before.manifest.name, before.manifest.version).set(0)
             if after is not None:
-                gauge.labels(role, after.manifest.name, after.manifest.version).set(1)
+                gauge.labels(label, after.manifest.name, after.manifest.version).set(1)

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import structlog
 from pydantic import ValidationError
 
-from schemas.entities import Classification, Entity
+from schemas.entities import Classification, Entity, LabelScore
 from schemas.events import (
     DeadLetter,
     DeadLetterReason,
@@ -23,11 +23,26 @@ from schemas.events import (
     RoutingEvent,
     SourceRef,
 )
-from schemas.messages import MAX_ID_LENGTH, MESSAGE_TYPES, InboundMessage, MessageKind
+from schemas.messages import (
+    MAX_ID_LENGTH,
+    MESSAGE_TYPES,
+    EmailMessage,
+    InboundMessage,
+    MessageKind,
+)
 from stream._pydantic import summarize_validation_error
 from stream.config import TopicSettings, WorkerSettings
 from stream.errors import RecordRejectedError
-from stream.model_set import Failed, ItemFailure, Model, ModelSet, infer_batch
+from stream.model_set import (
+    Classifier,
+    Failed,
+    ItemFailure,
+    Model,
+    ModelSet,
+    call_isolating_failures,
+    infer_groups,
+)
+from stream.pipelines import DEFAULT_PIPELINE, Pipeline, Pipelines, PreparedText
 from stream.routing import Router
 from stream.topics import OutboundRecord
 
@@ -130,12 +145,17 @@ def dead_letter_key(dead: DeadLetter) -> bytes:
 
 
 class _Valid(NamedTuple):
-    """A record that passed the checks, with its position in the batch."""
+    """A record that passed the checks, with its position in the batch and its pipeline."""
 
     position: int
     record: InboundRecord
     message: InboundMessage
-    text: str
+    pipeline: Pipeline
+    prepared: PreparedText
+
+    @property
+    def text(self) -> str:
+        return self.prepared.text
 
 
 class _JSONRejected(ValueError):
@@ -168,6 +188,24 @@ class BatchProcessor:
 
     def __init__(
         self,
+        pipelines: Pipelines,
+        topics: TopicSettings,
+        limits: Limits | None = None,
+        *,
+        parallel_models: bool = False,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._pipelines = pipelines
+        self._inbound = topics.inbound()
+        self._limits = limits or Limits()
+        self._clock = clock
+        self._ner_pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner") if parallel_models else None
+        )
+
+    @classmethod
+    def single(
+        cls,
         models: Callable[[], ModelSet],
         router: Router,
         topics: TopicSettings,
@@ -175,14 +213,14 @@ class BatchProcessor:
         *,
         parallel_models: bool = False,
         clock: Callable[[], datetime] = _utcnow,
-    ) -> None:
-        self._models = models
-        self._router = router
-        self._inbound = topics.inbound()
-        self._limits = limits or Limits()
-        self._clock = clock
-        self._ner_pool = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner") if parallel_models else None
+    ) -> BatchProcessor:
+        """A processor with one pipeline (these models and rules) for every kind."""
+        return cls(
+            Pipelines.single(models, router),
+            topics,
+            limits,
+            parallel_models=parallel_models,
+            clock=clock,
         )
 
     def close(self) -> None:
@@ -236,7 +274,9 @@ class BatchProcessor:
                 f"{kind.value} text is not valid Unicode text: {bad}",
                 message_id=message.id,
             )
-        if not model_text.strip():
+        # A raw email's text is read from it by its pipeline (checked then, see _prepare).
+        from_raw = isinstance(message, EmailMessage) and message.raw is not None
+        if not from_raw and not model_text.strip():
             raise RecordRejectedError(
                 DeadLetterReason.EMPTY_TEXT,
                 f"{kind.value} has no text in {', '.join(message.text_fields)}",
@@ -319,29 +359,98 @@ class BatchProcessor:
         for i, record in enumerate(records):
             try:
                 message = self.decode(record)
+                messages[i] = message
+                item = self._prepare(i, record, message)
             except RecordRejectedError as exc:
                 outputs[i] = self._dead(
                     record, exc.reason, "InputRejected", str(exc), message_id=exc.message_id
                 )
                 continue
             except Exception as exc:
-                outputs[i] = self._unexpected(record, None, exc)
+                outputs[i] = self._unexpected(record, messages[i], exc)
                 continue
-            messages[i] = message
-            valid.append(_Valid(i, record, message, message.text_for_models()))
+            valid.append(item)
         if not valid:
             return
 
-        models = self._models()
-        inferred = infer_batch(models, [item.text for item in valid], ner_pool=self._ner_pool)
+        # Texts grouped by pipeline; each model runs once on every text that needs it.
+        by_pipeline: dict[str, list[_Valid]] = {}
+        for item in valid:
+            by_pipeline.setdefault(item.pipeline.name, []).append(item)
+        groups = list(by_pipeline.values())
+        model_sets = [group[0].pipeline.models() for group in groups]
+        inferred = infer_groups(
+            [
+                (ms, [item.text for item in group])
+                for ms, group in zip(model_sets, groups, strict=True)
+            ],
+            ner_pool=self._ner_pool,
+        )
         result.classify_s, result.ner_s = inferred.classify_s, inferred.ner_s
-        # A joint model is in both roles, so its events name it as classifier and as NER.
-        refs = (_model_ref(models.classifier), _model_ref(models.ner) if models.ner else None)
-        for item, outcome in zip(valid, inferred.outcomes, strict=True):
-            if isinstance(outcome, Failed):
-                outputs[item.position] = self._failed(item, outcome.role, outcome.failure)
-            else:
-                outputs[item.position] = self._emit(item, *outcome, refs)
+        attributes = self._attributes(groups)
+        for models, group, outcomes in zip(model_sets, groups, inferred.outcomes, strict=True):
+            # A joint model is in both roles, so its events name it as classifier and as NER.
+            refs = (_model_ref(models.classifier), _model_ref(models.ner) if models.ner else None)
+            for item, outcome in zip(group, outcomes, strict=True):
+                failed = outcome if isinstance(outcome, Failed) else None
+                attrs = attributes.get(item.position, {})
+                if failed is None:
+                    failed = next((f for f in attrs.values() if isinstance(f, Failed)), None)
+                if failed is not None:
+                    outputs[item.position] = self._failed(item, failed.role, failed.failure)
+                    continue
+                assert not isinstance(outcome, Failed)
+                labels = {k: v for k, v in attrs.items() if isinstance(v, LabelScore)}
+                outputs[item.position] = self._emit(item, *outcome, refs, labels)
+
+    def _prepare(self, position: int, record: InboundRecord, message: InboundMessage) -> _Valid:
+        """The record with its pipeline and the text that pipeline's models read."""
+        pipeline = self._pipelines.for_kind(message.kind)
+        if pipeline is None:
+            raise RecordRejectedError(
+                DeadLetterReason.NO_PIPELINE,
+                f"no pipeline serves {message.kind.value} messages (see the pipelines file)",
+                message_id=message.id,
+            )
+        try:
+            prepared = pipeline.prepare(message)
+        except RecordRejectedError as exc:
+            exc.message_id = exc.message_id or message.id
+            raise
+        if not prepared.text.strip():
+            raise RecordRejectedError(
+                DeadLetterReason.EMPTY_TEXT,
+                f"{message.kind.value} has no text left after the {pipeline.name} pipeline's "
+                "cleaning",
+                message_id=message.id,
+            )
+        if len(prepared.text) > self._limits.max_text_chars:
+            raise RecordRejectedError(
+                DeadLetterReason.TEXT_TOO_LONG,
+                f"text is {len(prepared.text)} characters, over the "
+                f"{self._limits.max_text_chars} limit (TEXTROUTE_WORKER_MAX_TEXT_CHARS)",
+                message_id=message.id,
+            )
+        return _Valid(position, record, message, pipeline, prepared)
+
+    def _attributes(self, groups: list[list[_Valid]]) -> dict[int, dict[str, LabelScore | Failed]]:
+        """Position -> attribute -> its top label (or the failure), each attribute model run
+        once over the texts of every pipeline that uses it."""
+        calls: dict[int, tuple[Classifier, list[tuple[int, str, str]]]] = {}
+        for group in groups:
+            for attr, model in group[0].pipeline.attribute_models().items():
+                entry = calls.setdefault(id(model), (model, []))
+                entry[1].extend((item.position, attr, item.text) for item in group)
+        out: dict[int, dict[str, LabelScore | Failed]] = {}
+        for model, items in calls.values():
+            results, _ = call_isolating_failures(model.classify, [text for _, _, text in items])
+            for (position, attr, _), result in zip(items, results, strict=True):
+                out.setdefault(position, {})[attr] = (
+                    LabelScore(label=result.label, score=result.score)
+                    if isinstance(result, Classification)
+                    else Failed("classifier", result)
+                )
+        return out
 
     def _emit(
         self,
@@ -349,11 +458,12 @@ class BatchProcessor:
         classification: Classification,
         entities: list[Entity],
         refs: tuple[ModelRef, ModelRef | None],
+        attributes: dict[str, LabelScore],
     ) -> Output:
         """The routing event of one record, encoded; a dead letter when it cannot be built,
         encoded or produced."""
         try:
-            event = self._event(item.record, item.message, classification, entities, refs)
+            event = self._event(item, classification, entities, refs, attributes)
             key = event.message_id.encode("utf-8")
             value = event.model_dump_json().encode("utf-8")
         except Exception as exc:
@@ -373,14 +483,20 @@ class BatchProcessor:
 
     def _event(
         self,
-        record: InboundRecord,
-        message: InboundMessage,
+        item: _Valid,
         classification: Classification,
         entities: list[Entity],
         refs: tuple[ModelRef, ModelRef | None],
+        attributes: dict[str, LabelScore],
     ) -> RoutingEvent:
-        decision = self._router.route(message.kind, classification, entities)
+        record, message, prepared = item.record, item.message, item.prepared
+        decision = item.pipeline.router.route(
+            message.kind, classification, entities, language=prepared.language
+        )
         routed_at = self._clock()
+        labels = classification.labels
+        if labels is None:
+            labels = [LabelScore(label=classification.label, score=classification.score)]
         return RoutingEvent(
             message_id=message.id,
             kind=message.kind,
@@ -390,6 +506,11 @@ class BatchProcessor:
             entities=entities,
             route=decision.queue,
             reasons=decision.reasons,
+            pipeline=item.pipeline.name,
+            labels=labels,
+            routes=decision.routes,
+            attributes=attributes,
+            model_text=prepared.model_text,
             classifier=refs[0],
             ner=refs[1],
             received_at=record.received_at,
@@ -472,9 +593,14 @@ class BatchProcessor:
             item.record,
             _reason(failure),
             type(failure).__name__,
-            f"{role}: {failure.message}",
+            f"{_where(item.pipeline, role)}: {failure.message}",
             message_id=item.message.id,
         )
+
+
+def _where(pipeline: Pipeline, role: str) -> str:
+    """The failing model's role, and its pipeline when there are several."""
+    return role if pipeline.name == DEFAULT_PIPELINE else f"{pipeline.name}/{role}"
 
 
 def _parse_json(text: str) -> object:

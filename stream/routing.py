@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from schemas.entities import Classification, Entity
-from schemas.events import RouteReason
+from schemas.events import RouteReason, RouteTarget
 from schemas.messages import MessageKind
 from stream._pydantic import summarize_validation_error
 from stream.errors import RulesFileNotFoundError, RulesInvalidError
@@ -34,6 +34,48 @@ class ReviewRule(BaseModel):
 
     queue: Queue
     min_confidence: float = Field(ge=0.0, le=1.0)
+
+
+class LanguageRule(BaseModel):
+    """Messages in a language the pipeline's models were not trained for go to `queue`: an
+    English model would route a German ticket with confidence and be wrong."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    supported: list[str] = Field(
+        min_length=1, description="ISO 639-1 codes the models handle, e.g. [en]."
+    )
+    queue: Queue
+    candidates: list[str] | None = Field(
+        default=None,
+        description="The languages expected in the traffic (ISO 639-1), supported or not; "
+        "naming them makes short texts far more reliable. Default: every language the "
+        "detector knows.",
+    )
+    min_chars: int = Field(
+        default=20,
+        ge=0,
+        description="Texts shorter than this are not checked: a few words do not tell a "
+        "language reliably, and a short message must not bounce for it.",
+    )
+
+    @field_validator("supported", "candidates")
+    @classmethod
+    def _codes(cls, codes: list[str] | None) -> list[str] | None:
+        if codes is None:
+            return None
+        bad = [c for c in codes if not (len(c) in (2, 3) and c.isascii() and c.isalpha())]
+        if bad:
+            raise ValueError(f"language codes must be ISO 639-1 like 'en', got {bad}")
+        return [c.lower() for c in codes]
+
+
+@dataclass(frozen=True)
+class LanguageGuess:
+    """The language found in a message's text (ISO 639-1, or 'und' when undetermined)."""
+
+    code: str
+    score: float
 
 
 class EntityRule(BaseModel):
@@ -73,8 +115,12 @@ class EntityRule(BaseModel):
 
 
 class RoutingRules(BaseModel):
-    """The whole rules file. Precedence: entity rules (in file order), then the review
-    threshold, then the category map, then `default_queue`."""
+    """The whole rules file. Precedence: the language check, entity rules (in file order),
+    then the review threshold, then the category map, then `default_queue`.
+
+    A message in an unsupported language goes to the language queue alone. Otherwise it goes
+    to every watch-list desk that matched and then either to review (when unsure) or to the
+    desk of each of its labels (a multi-label message may reach several), or the default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -83,6 +129,7 @@ class RoutingRules(BaseModel):
     review: ReviewRule | None = None
     categories: dict[str, Queue] = Field(default_factory=dict, description="Label -> queue.")
     entity_rules: list[EntityRule] = Field(default_factory=list)
+    language: LanguageRule | None = None
 
     @field_validator("entity_rules")
     @classmethod
@@ -150,6 +197,8 @@ class RouteDecision:
 
     queue: str
     reasons: list[RouteReason]
+    #: Every destination, `queue` first, each with the rule that sent it there.
+    routes: list[RouteTarget]
 
 
 class Router:
@@ -159,29 +208,88 @@ class Router:
         self.rules = rules
 
     def route(
-        self, kind: MessageKind, classification: Classification, entities: Sequence[Entity]
+        self,
+        kind: MessageKind,
+        classification: Classification,
+        entities: Sequence[Entity],
+        *,
+        language: LanguageGuess | None = None,
     ) -> RouteDecision:
-        """Pick the queue for a message; every matched rule is listed in `reasons`."""
-        matched: list[tuple[str, RouteReason]] = []
+        """Pick the queues for a message; every matched rule is listed in `reasons`."""
+        exclusive: list[tuple[str, RouteReason]] = []
+        additive: list[tuple[str, RouteReason]] = []
+        language_rule = self.rules.language
+        if (
+            language_rule is not None
+            and language is not None
+            and language.code != "und"
+            and language.code not in language_rule.supported
+        ):
+            detail = (
+                f"language {language.code!r} ({language.score:.2f}) is not one of "
+                f"{language_rule.supported}"
+            )
+            exclusive.append(
+                (language_rule.queue, RouteReason(rule="language:unsupported", detail=detail))
+            )
         for rule in self.rules.entity_rules:
             hit = rule.match(kind, entities)
             if hit is not None:
                 detail = f"{hit.type} {hit.text!r} (score {hit.score:.2f}) is on the watch list"
-                matched.append((rule.queue, RouteReason(rule=f"entity:{rule.name}", detail=detail)))
+                additive.append(
+                    (rule.queue, RouteReason(rule=f"entity:{rule.name}", detail=detail))
+                )
         review = self.rules.review
+        unsure: list[tuple[str, RouteReason]] = []
         if review is not None and classification.score < review.min_confidence:
             detail = (
                 f"confidence {classification.score:.2f} for {classification.label!r} is below "
                 f"{review.min_confidence:.2f}"
             )
-            matched.append((review.queue, RouteReason(rule="review:low-confidence", detail=detail)))
-        queue = self.rules.categories.get(classification.label)
-        if queue is not None:
-            detail = f"category {classification.label!r} ({classification.score:.2f})"
-            matched.append(
-                (queue, RouteReason(rule=f"category:{classification.label}", detail=detail))
+            unsure.append((review.queue, RouteReason(rule="review:low-confidence", detail=detail)))
+        by_label = self._by_label(classification)
+        # The label desks stay in `reasons` when review wins, to show what the model thought.
+        matched = exclusive + additive + unsure + by_label
+        routes = exclusive[:1] or _unique_queues(additive + (unsure or by_label))
+        return RouteDecision(
+            queue=routes[0][0],
+            reasons=[reason for _, reason in matched],
+            routes=[RouteTarget(queue=q, rule=r.rule) for q, r in routes],
+        )
+
+    def _by_label(self, classification: Classification) -> list[tuple[str, RouteReason]]:
+        """The desk of each label (every label over its threshold for a multi-label model),
+        or the default queue when none has one."""
+        if classification.labels is None:
+            labels = [(classification.label, classification.score)]
+        else:
+            labels = [(ls.label, ls.score) for ls in classification.labels]
+        found = []
+        for label, score in labels:
+            queue = self.rules.categories.get(label)
+            if queue is not None:
+                detail = f"category {label!r} ({score:.2f})"
+                found.append((queue, RouteReason(rule=f"category:{label}", detail=detail)))
+        if found:
+            return found
+        if classification.labels is not None and not classification.labels:
+            detail = (
+                f"no label reached its threshold (best {classification.label!r}, "
+                f"{classification.score:.2f})"
             )
+        elif classification.labels is not None:
+            detail = f"no queue for labels {[label for label, _ in labels]}"
         else:
             detail = f"no queue for category {classification.label!r}"
-            matched.append((self.rules.default_queue, RouteReason(rule="default", detail=detail)))
-        return RouteDecision(queue=matched[0][0], reasons=[reason for _, reason in matched])
+        return [(self.rules.default_queue, RouteReason(rule="default", detail=detail))]
+
+
+def _unique_queues(matched: list[tuple[str, RouteReason]]) -> list[tuple[str, RouteReason]]:
+    """The first rule of each queue, in order: a message goes to a desk once."""
+    seen: set[str] = set()
+    out = []
+    for queue, reason in matched:
+        if queue not in seen:
+            seen.add(queue)
+            out.append((queue, reason))
+    return out

@@ -47,29 +47,61 @@ def _short(text: str, width: int = _TEXT_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _kind(e: RoutingEvent) -> str:
+    # The pipeline is named only when it says more than the kind (a pipelines file may give
+    # one pipeline several kinds; without a file every kind is in "default").
+    kind = e.kind.value
+    return kind if e.pipeline in (kind, "default") else f"{kind}/{e.pipeline}"
+
+
+def _labels(e: RoutingEvent) -> str:
+    if e.labels:
+        return ", ".join(f"{x.label} {x.score:.2f}" for x in e.labels)
+    if e.schema_version >= 2:
+        # A multi-label model whose labels all stayed under their thresholds.
+        return f"- (best {e.category} {e.confidence:.2f})"
+    return f"{e.category} {e.confidence:.2f}"
+
+
+def _text(e: RoutingEvent) -> str:
+    t = e.model_text
+    if t is None:
+        return "-"
+    parts = [t.language or "", f"{t.length}c", "cleaned" if t.cleaned else ""]
+    return " ".join(p for p in parts if p)
+
+
 def events_table(events: Sequence[RoutingEvent], *, title: str = "Routed events") -> Table:
-    """One row per event: id, kind, category and confidence, entities, route, deciding rule."""
+    """One row per event: id, kind (and pipeline), labels with scores, entities, every route,
+    the deciding rule, the text the models read (language, length, cleaned), attributes when
+    any event has some, and latency."""
+    with_attributes = any(e.attributes for e in events)
     table = Table(title=title, show_lines=False, expand=False)
     table.add_column("message", style="cyan", no_wrap=True)
     table.add_column("kind")
-    table.add_column("category")
-    table.add_column("conf", justify="right")
+    table.add_column("labels")
     table.add_column("entities")
-    table.add_column("route", style="bold green")
+    table.add_column("routes", style="bold green", overflow="fold")
     table.add_column("reason")
+    table.add_column("text")
+    if with_attributes:
+        table.add_column("attributes")
     table.add_column("ms", justify="right")
     for e in events:
         entities = ", ".join(f"{x.type}:{x.text}" for x in e.entities)
-        table.add_row(
+        routes = ", ".join(r.queue for r in e.routes) or e.route
+        row = [
             e.message_id,
-            e.kind.value,
-            e.category,
-            f"{e.confidence:.2f}",
-            _short(entities) or "-",
-            e.route,
+            _kind(e),
+            _short(_labels(e), 40),
+            _short(entities, 40) or "-",
+            routes,
             _short(e.reasons[0].rule, 28),
-            f"{e.processing_ms:.0f}",
-        )
+            _text(e),
+        ]
+        if with_attributes:
+            row.append(", ".join(f"{k}={v.label}" for k, v in e.attributes.items()) or "-")
+        table.add_row(*row, f"{e.processing_ms:.0f}")
     return table
 
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
 
+from schemas.events import DeadLetterReason
+from schemas.messages import MessageKind
 from stream.config import WorkerSettings
+from stream.errors import RecordRejectedError
 from stream.logs import configure_logging
 from stream.metrics import StreamMetrics
 from stream.model_set import ModelSet
 from stream.models import Loader, ModelDirs, ReloadingModels, inference_loader
+from stream.pipeline_config import TextOptions, load_pipelines
+from stream.pipelines import DEFAULT_PIPELINE, Pipeline, Pipelines, RawEmail, build_pipelines
 from stream.processor import BatchProcessor, Limits
-from stream.routing import Router, RoutingRules, load_rules
+from stream.routing import LanguageGuess, Router, RoutingRules, load_rules
 
 if TYPE_CHECKING:
     import faust
@@ -38,7 +43,7 @@ class BuiltWorker:
     """What `build_worker` assembles; `close()` releases the threads once faust has stopped."""
 
     app: faust.App
-    models: ReloadingModels
+    models: Pipelines
     metrics: StreamMetrics
     processor: BatchProcessor
     executor: ThreadPoolExecutor
@@ -52,10 +57,39 @@ def build_worker(settings: WorkerSettings, *, loader: Loader | None = None) -> B
     """Everything the worker runs, checked: bad rules or models fail here, before Kafka."""
     from stream.faust_app import create_app
 
-    rules = load_rules(settings.rules_path)
     # faust makes its app directory inside data_dir but not data_dir itself.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = StreamMetrics()
+    if settings.pipelines_path is not None:
+        resolved = load_pipelines(settings.pipelines_path)
+        pipelines = build_pipelines(
+            resolved,
+            loader or inference_loader(split_cores=False),
+            metrics=metrics,
+            email_text=InferenceEmailText(),
+            detect_language=_detect_language,
+        )
+    else:
+        pipelines = _single_pipeline(settings, loader, metrics)
+    processor = BatchProcessor(
+        pipelines,
+        settings.topics,
+        Limits.from_settings(settings),
+        parallel_models=settings.parallel_models,
+    )
+    # One thread: batches are processed one at a time, and a model reload (run on the same
+    # executor) never overlaps a batch.
+    executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
+    app = create_app(settings, processor, executor, metrics, reload=pipelines.check_for_update)
+    return BuiltWorker(app, pipelines, metrics, processor, executor)
+
+
+def _single_pipeline(
+    settings: WorkerSettings, loader: Loader | None, metrics: StreamMetrics
+) -> Pipelines:
+    """Today's settings (one rules file, a classifier and an NER model) as one pipeline for
+    every kind."""
+    rules = load_rules(settings.rules_path)
     dirs = ModelDirs.of(*settings.model_dirs())
     # Cores are split only between two models running side by side.
     split = settings.parallel_models and dirs.two_models
@@ -66,18 +100,49 @@ def build_worker(settings: WorkerSettings, *, loader: Loader | None = None) -> B
         validate=_label_check(rules),
         metrics=metrics,
     )
-    processor = BatchProcessor(
+    pipeline = Pipeline(
+        DEFAULT_PIPELINE,
+        tuple(MessageKind),
         models,
         Router(rules),
-        settings.topics,
-        Limits.from_settings(settings),
-        parallel_models=settings.parallel_models,
+        email_text=InferenceEmailText(),
+        detect_language=_detect_language if rules.language else None,
     )
-    # One thread: batches are processed one at a time, and a model reload (run on the same
-    # executor) never overlaps a batch.
-    executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
-    app = create_app(settings, processor, executor, metrics, reload=models.check_for_update)
-    return BuiltWorker(app, models, metrics, processor, executor)
+    return Pipelines([pipeline], reloaders=[(DEFAULT_PIPELINE, models)])
+
+
+class InferenceEmailText:
+    """Email cleaning and raw-message parsing by the inference layer's email_text."""
+
+    def clean(self, body: str, options: TextOptions) -> str:
+        from inference import clean_email_body
+
+        cleaned = clean_email_body(
+            body,
+            html=None if options.clean_html else False,
+            quotes=options.strip_quotes,
+            signature=options.strip_signature,
+        )
+        return cleaned.text
+
+    def parse(self, raw: str) -> RawEmail:
+        from inference import EmailParseError, parse_raw_email
+
+        try:
+            parsed = parse_raw_email(raw)
+        except EmailParseError as exc:
+            raise RecordRejectedError(
+                DeadLetterReason.SCHEMA_ERROR, f"raw email cannot be parsed: {exc}"
+            ) from exc
+        return RawEmail(parsed.subject, parsed.body, parsed.attachments)
+
+
+def _detect_language(text: str, candidates: Sequence[str] | None) -> LanguageGuess:
+    # Imported on first use: only pipelines whose rules check the language load the model.
+    from inference import detect_language
+
+    guess = detect_language(text, candidates=candidates)
+    return LanguageGuess(guess.code, guess.score)
 
 
 def run_worker(settings: WorkerSettings, *, loader: Loader | None = None) -> None:

@@ -30,11 +30,19 @@ _FLAGS: dict[str, tuple[str, Any, Any, str]] = {
     "seed": ("seed", int, 42, "Random seed."),
     "threads": ("threads", int, 0, "CPU threads for torch; 0 = default."),
     "max_steps": ("max_steps", int, -1, "Stop after N optimizer steps (smoke runs)."),
+    "min_steps": (
+        "min_steps",
+        int,
+        0,
+        "Raise the epochs so training takes at least N optimizer steps (small data); 0: off.",
+    ),
 }
 # Flags a command opts into (`include`): label smoothing suits class and tag heads, while the
 # Trainer's smoother would misread a regression score or a span position as a class.
 _OPTIONAL_FLAGS: dict[str, tuple[str, Any, Any, str]] = {
     "label_smoothing": ("label_smoothing", float, 0.0, "Label smoothing factor."),
+    # Many new outputs (one sigmoid per label) learn faster than the pretrained encoder should.
+    "head_lr_scale": ("head_lr_scale", float, 1.0, "The head's lr as a multiple of --lr."),
 }
 _ALL_FLAGS = {**_FLAGS, **_OPTIONAL_FLAGS}
 
@@ -44,6 +52,13 @@ def default_hyperparameters(**overrides: Any) -> Hyperparameters:
     from training.trainer import Hyperparameters
 
     return Hyperparameters.model_validate(overrides)
+
+
+def flag_defaults(**fields: Any) -> dict[str, Any]:
+    """Hyperparameters field values (e.g. a task's preset) as `with_hyperparameters` defaults,
+    keyed by their flag names."""
+    flags = {field: flag for flag, (field, *_) in _ALL_FLAGS.items()}
+    return {flags[field]: value for field, value in fields.items()}
 
 
 def hyperparameters_from_flags(**flags: Any) -> Hyperparameters:

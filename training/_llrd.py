@@ -23,9 +23,15 @@ def _depth(name: str, num_layers: int) -> int:
 
 
 def param_groups(
-    model: PreTrainedModel, *, lr: float, weight_decay: float, layer_decay: float | None
+    model: PreTrainedModel,
+    *,
+    lr: float,
+    weight_decay: float,
+    layer_decay: float | None,
+    head_lr_scale: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """AdamW parameter groups: lr * decay**(distance from the top); no weight decay on bias/norm."""
+    """AdamW parameter groups: lr * decay**(distance from the top); no weight decay on bias/norm;
+    the head (and pooler) at lr * head_lr_scale."""
     num_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
     groups: dict[tuple[int, bool], dict[str, Any]] = {}
     for name, param in model.named_parameters():
@@ -33,6 +39,8 @@ def param_groups(
             continue
         depth = _depth(name, num_layers)
         scale = 1.0 if layer_decay is None else layer_decay ** (num_layers + 1 - depth)
+        if depth == num_layers + 1:
+            scale = head_lr_scale
         decay = not any(key in name for key in _NO_DECAY)
         group = groups.setdefault(
             (depth, decay),
@@ -43,8 +51,19 @@ def param_groups(
 
 
 def build_optimizer(
-    model: PreTrainedModel, *, lr: float, weight_decay: float, layer_decay: float | None
+    model: PreTrainedModel,
+    *,
+    lr: float,
+    weight_decay: float,
+    layer_decay: float | None,
+    head_lr_scale: float = 1.0,
 ) -> torch.optim.Optimizer:
     """AdamW over the layer-wise groups; the Trainer adds warmup and the schedule."""
-    groups = param_groups(model, lr=lr, weight_decay=weight_decay, layer_decay=layer_decay)
+    groups = param_groups(
+        model,
+        lr=lr,
+        weight_decay=weight_decay,
+        layer_decay=layer_decay,
+        head_lr_scale=head_lr_scale,
+    )
     return torch.optim.AdamW(groups, lr=lr)

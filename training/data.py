@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,12 +157,15 @@ def load_labelled_texts(
     split: str | None = None,
     label_names: Sequence[str] | None = None,
     limit: int | None = None,
+    index_labels: bool = True,
 ) -> LabelledTexts:
     """Load texts (joined from `text_columns`, optionally paired) with labels.
 
-    Labels may be strings (mapped through `label_names`, or sorted unique values when none are
-    given) or integers (indexes into `label_names`). With `label_names` given, a label outside
-    them is an UnknownLabel error naming the value and the row.
+    Label values are names: without `label_names` the classes are the values present (integer
+    codes such as 1..12 stay the names "1".."12", in numeric order, with no empty class). With
+    `label_names`, a value that is one of them is that class and, when `index_labels`, an
+    integer outside them indexes them (0..N-1); any other value is an UnknownLabel error
+    naming the value and the row.
     """
     frame = read_table(source, split=split)
     columns = [*text_columns, label_column, *([pair_column] if pair_column else [])]
@@ -177,7 +181,9 @@ def load_labelled_texts(
         pairs = _join_text(frame, [pair_column])
         _check_non_empty(pairs, source, pair_column)
     names = list(label_names) if label_names else _label_names_from(frame, label_column)
-    labels, names = _encode_labels(frame[label_column].tolist(), names, source)
+    labels, names = _encode_labels(
+        frame[label_column].tolist(), names, source, index_labels=index_labels
+    )
     ref = DataRef(
         source=source,
         split=split,
@@ -189,21 +195,25 @@ def load_labelled_texts(
 
 
 def _encode_labels(
-    raw: list[Any], names: list[str] | None, source: str
+    raw: list[Any], names: list[str] | None, source: str, *, index_labels: bool = True
 ) -> tuple[list[int], list[str]]:
     values = [str(v).strip() for v in raw]
     if names is None:
-        if all(v.lstrip("-").isdigit() for v in values):
-            top = max(int(v) for v in values)
-            names = [str(i) for i in range(top + 1)]
-        else:
-            names = sorted(set(values))
+        # Integer codes are names, not indexes: codes 1..12 would otherwise make 13 classes,
+        # an empty "0" among them (and any gap another), each dragging macro-F1 down.
+        numeric = all(_is_integer(v) for v in values)
+        names = sorted(set(values), key=int if numeric else None)
+        index_labels = False
+    elif all(_is_integer(name) for name in names):
+        # Names that are codes (a model trained on codes 1..12): a code among them is that
+        # class, any other integer is an unknown label, never an index.
+        index_labels = False
     index = {name: i for i, name in enumerate(names)}
     labels: list[int] = []
     for row, value in enumerate(values):
         if value in index:
             labels.append(index[value])
-        elif value.isdigit() and int(value) < len(names):
+        elif index_labels and value.isdigit() and int(value) < len(names):
             labels.append(int(value))
         else:
             raise UnknownLabel(
@@ -211,6 +221,10 @@ def _encode_labels(
                 f"{names}; fix the row or pass the full --label-names"
             )
     return labels, names
+
+
+def _is_integer(value: str) -> bool:
+    return value.lstrip("-").isdigit()
 
 
 def check_trainable(data: LabelledTexts) -> None:
@@ -227,16 +241,46 @@ def check_trainable(data: LabelledTexts) -> None:
 def train_validation_split(
     data: LabelledTexts, *, fraction: float, seed: int
 ) -> tuple[LabelledTexts, LabelledTexts]:
-    """Carve a stratified validation split out of the training rows (never out of test)."""
+    """Carve a stratified validation split out of the training rows (never out of test).
+
+    A class with a single row cannot be in both parts: it stays in training (a model cannot
+    learn a class it never sees) and the other classes are stratified; when the validation
+    part is smaller than the number of classes, the carve is random. Either way one warning
+    says so.
+    """
     from sklearn.model_selection import train_test_split
 
-    indices = list(range(len(data)))
+    from training._progress import warn
+
     counts = {label: data.labels.count(label) for label in set(data.labels)}
-    stratify = data.labels if min(counts.values()) >= 2 else None
+    rare = sorted(label for label, n in counts.items() if n < 2)
+    kept = [i for i, label in enumerate(data.labels) if counts[label] >= 2]
+    pinned = [i for i, label in enumerate(data.labels) if counts[label] < 2]
+    if rare:
+        names = ", ".join(repr(data.label_names[label]) for label in rare)
+        warn(
+            f"{data.ref.source}: class(es) {names} have one row only: kept in training, "
+            "absent from validation"
+        )
+    if len(kept) < 2:
+        raise DataError(
+            f"{data.ref.source}: {len(data)} rows leave none to carve a validation split from; "
+            "a class needs two rows to be both learnt and checked"
+        )
+    # As many rows as scikit-learn's float test_size would take, so carves made before a
+    # class was ever pinned stay the same.
+    size = min(len(kept) - 1, math.ceil(fraction * len(data)))
+    stratify: list[int] | None = [data.labels[i] for i in kept]
+    if size < len(counts) - len(rare) or size > len(kept) - (len(counts) - len(rare)):
+        warn(
+            f"{data.ref.source}: {len(data)} rows are too few for a stratified validation "
+            f"carve of {size} over {len(counts)} classes: carving at random"
+        )
+        stratify = None
     train_idx, val_idx = train_test_split(
-        indices, test_size=fraction, random_state=seed, stratify=stratify
+        kept, test_size=size, random_state=seed, stratify=stratify
     )
-    train, val = data.subset(sorted(train_idx)), data.subset(sorted(val_idx))
+    train, val = data.subset(sorted([*train_idx, *pinned])), data.subset(sorted(val_idx))
     return train, val.__class__(
         texts=val.texts,
         labels=val.labels,

@@ -29,6 +29,10 @@ class UnknownLabel(DataError):
     """A label is not in the label map the model was trained with."""
 
 
+class EmptyLabels(DataError):
+    """A multi-label row has no label at all."""
+
+
 class TooFewClasses(DataError):
     """Classification needs at least two distinct labels in the training data."""
 
@@ -51,6 +55,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DataFileNotFound",
+    "EmptyLabels",
     "EmptyText",
     "GateFailed",
     "ModelLoadError",

@@ -27,8 +27,10 @@ def predict_proba(
     max_length: int = 128,
     batch_size: int = 64,
     progress: str | None = None,
+    multi_label: bool = False,
 ) -> FloatArray:
-    """Softmax probabilities of a sequence-classification model, batched by length for speed."""
+    """Softmax probabilities of a sequence-classification model (a sigmoid per label with
+    `multi_label`), batched by length for speed."""
     import torch
 
     from training._progress import track
@@ -53,7 +55,8 @@ def predict_proba(
                 return_tensors="pt",
             ).to(device)
             logits = model(**batch).logits.float()
-            out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
+            probs = torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
+            out[idx] = probs.cpu().numpy()
     return out
 
 

@@ -25,6 +25,8 @@ C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 #: Fusion weights tried on the validation split; 0 is the encoder alone.
 WEIGHT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 CV_FOLDS = 5
+#: C when no cross-validation is possible (fewer than two classes with two rows).
+DEFAULT_C = 10.0
 
 
 @dataclass
@@ -50,37 +52,59 @@ class LexicalFit:
         }
 
 
+def lexical_limits(train: LabelledTexts) -> list[str]:
+    """What the training rows will cost the expert, one warning each, said before the long
+    encoder run: a class with one row is left out of the cross-validation that chooses C, a
+    class with none leaves no expert at all (its column could only be made up)."""
+    counts = np.bincount(train.labels, minlength=len(train.label_names))
+    names = train.label_names
+    missing = [repr(names[i]) for i in np.flatnonzero(counts == 0)]
+    single = [repr(names[i]) for i in np.flatnonzero(counts == 1)]
+    if missing:
+        return [
+            f"class(es) {', '.join(missing)} have no training row: no lexical expert will be "
+            "fitted (--no-lexical skips it)"
+        ]
+    if single:
+        return [
+            f"class(es) {', '.join(single)} have one training row: the lexical expert chooses "
+            "its regularisation by cross-validation without them"
+        ]
+    return []
+
+
 def fit_lexical(
     train: LabelledTexts, val: LabelledTexts, val_probs: Any, *, seed: int
-) -> LexicalFit:
+) -> LexicalFit | None:
     """Fit TF-IDF (word 1-2 grams, sublinear tf) + logistic regression on `train`, C by
     cross-validated log-loss on `train` alone, then the fusion weight on `val` (the encoder's
-    probabilities `val_probs`) by accuracy, ties going to the smaller weight."""
+    probabilities `val_probs`) by accuracy, ties going to the smaller weight. Classes with one
+    row sit out the cross-validation (fitted in after it); a class with no row means no
+    expert (None), as `lexical_limits` warns."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegressionCV
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.linear_model import LogisticRegression
 
     if train.pairs is not None:
         raise ConfigError("a lexical expert reads single texts; sentence pairs are not supported")
     counts = np.bincount(train.labels, minlength=len(train.label_names))
-    if counts.min() < 2:
-        raise ConfigError(
-            "a lexical expert needs at least two training rows of every class (to choose its "
-            f"regularisation by cross-validation); the rows hold {counts.tolist()}"
-        )
-    folds = int(min(CV_FOLDS, counts.min()))
+    if counts.min() == 0:
+        log.info("lexical.skipped", reason="a class has no training row", counts=counts.tolist())
+        return None
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True)
     features = vectorizer.fit_transform(train.texts)
-    with warnings.catch_warnings():
-        # scikit-learn 1.9 announces new defaults (l1_ratios, fitted attributes) for 1.10; the
-        # options that silence it do not exist in the older releases this project supports.
-        warnings.simplefilter("ignore", FutureWarning)
-        classifier = LogisticRegressionCV(
-            Cs=list(C_GRID),
-            cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
-            scoring="neg_log_loss",
-            max_iter=2000,
-        ).fit(features, train.labels)
+    labels = np.asarray(train.labels)
+    cross_validated = counts[labels] >= 2
+    if np.count_nonzero(counts >= 2) < 2:
+        # Cross-validation needs two classes of two rows: fall back to the grid's middle.
+        c = DEFAULT_C
+        classifier = LogisticRegression(C=c, max_iter=2000).fit(features, labels)
+    elif cross_validated.all():
+        classifier = _cross_validated(features, labels, seed=seed)
+        c = float(np.ravel(classifier.C_)[0])
+    else:
+        chosen = _cross_validated(features[cross_validated], labels[cross_validated], seed=seed)
+        c = float(np.ravel(chosen.C_)[0])
+        classifier = LogisticRegression(C=c, max_iter=2000).fit(features, labels)
     expert = LexicalExpert.from_sklearn(vectorizer, classifier)
     log_lexical = expert.log_proba(val.texts)
     gold = np.asarray(val.labels)
@@ -89,7 +113,26 @@ def fit_lexical(
         for w in WEIGHT_GRID
     }
     weight = max(WEIGHT_GRID, key=lambda w: (accuracy[w], -w))
-    return LexicalFit(expert, weight, float(np.ravel(classifier.C_)[0]), accuracy)
+    return LexicalFit(expert, weight, c, accuracy)
+
+
+def _cross_validated(features: Any, labels: Any, *, seed: int) -> Any:
+    """Logistic regression with C chosen from C_GRID by stratified cross-validated log-loss
+    (as many folds as the rarest class allows, at most CV_FOLDS)."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = int(min(CV_FOLDS, np.bincount(labels)[np.unique(labels)].min()))
+    with warnings.catch_warnings():
+        # scikit-learn 1.9 announces new defaults (l1_ratios, fitted attributes) for 1.10; the
+        # options that silence it do not exist in the older releases this project supports.
+        warnings.simplefilter("ignore", FutureWarning)
+        return LogisticRegressionCV(
+            Cs=list(C_GRID),
+            cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+            scoring="neg_log_loss",
+            max_iter=2000,
+        ).fit(features, labels)
 
 
 def attach_lexical(root: Path, fit: LexicalFit, manifest: ModelManifest) -> ModelManifest:
@@ -170,6 +213,8 @@ def add_lexical(
         )
 
     fit = fit_lexical(train, val, probabilities(val, "validation"), seed=seed)
+    if fit is None:  # lexical_limits said why, before training
+        return manifest
     if test is not None and fit.weight > 0:
         probs = probabilities(test, "test")
         fused = fuse(probs, fit.expert.log_proba(test.texts), fit.weight)
@@ -192,4 +237,5 @@ __all__ = [
     "attach_lexical",
     "check_lexical_task",
     "fit_lexical",
+    "lexical_limits",
 ]

@@ -394,9 +394,12 @@ def answer_command(
 
 
 def register_tasks(train_app: typer.Typer, app: typer.Typer) -> None:
-    """Add `train ner|qa|pair|multitask` to `train_app` and `answer` to `app`."""
+    """Add `train ner|qa|pair|multitask|multilabel` to `train_app` and `answer` to `app`."""
     train_app.command("ner")(ner_command)
     train_app.command("qa")(qa_command)
     train_app.command("pair")(pair_command)
     train_app.command("multitask")(multitask_command)
+    from training.multilabel_cli import multilabel_command
+
+    train_app.command("multilabel")(multilabel_command)
     app.command("answer")(answer_command)

@@ -197,6 +197,20 @@ def _train(model: Any, batches: list[dict[str, Any]], steps: int) -> None:
     model.eval()
 
 
+def _text_batches(
+    tokenizer: Any, texts: list[str], targets: list[Any], size: int = 32
+) -> list[dict[str, Any]]:
+    """Padded batches of `texts` with their `targets` as `labels` (class ids or 0/1 rows)."""
+    import torch
+
+    batches = []
+    for i in range(0, len(texts), size):
+        enc = tokenizer(texts[i : i + size], padding=True, return_tensors="pt")
+        enc["labels"] = torch.tensor(targets[i : i + size])
+        batches.append(dict(enc))
+    return batches
+
+
 def build_tiny_classifier(out: Path, *, steps: int = 60) -> Path:
     """Train a tiny BERT topic classifier for a few seconds and save it as an artifact."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -213,14 +227,7 @@ def build_tiny_classifier(out: Path, *, steps: int = 60) -> Path:
         label2id={t: i for i, t in enumerate(TOPICS)},
     )
     texts, labels = topic_texts(256, seed=1)
-    batches = []
-    for i in range(0, len(texts), 32):
-        enc = tokenizer(texts[i : i + 32], padding=True, return_tensors="pt")
-        import torch
-
-        enc["labels"] = torch.tensor([TOPICS.index(lab) for lab in labels[i : i + 32]])
-        batches.append(dict(enc))
-    _train(model, batches, steps)
+    _train(model, _text_batches(tokenizer, texts, [TOPICS.index(lab) for lab in labels]), steps)
     manifest = ModelManifest(
         name="tiny-topics",
         version="20250101T000000Z",
@@ -361,3 +368,86 @@ def build_tiny_multitask(root: Path, *, epochs: float = 8.0) -> Path:
     )
     train_multitask(cfg)
     return root / "artifact"
+
+
+def multilabel_texts(n: int, *, seed: int) -> tuple[list[str], list[list[str]]]:
+    """`n` short texts each about one or two topics (alternately), with their topic sets: two
+    or three words of each topic among filler words."""
+    rng = random.Random(seed)
+    texts, label_sets = [], []
+    for i in range(n):
+        topics = sorted(rng.sample(TOPICS, 1 + i % 2), key=TOPICS.index)
+        words = [w for t in topics for w in rng.sample(TOPIC_WORDS[t], rng.randint(2, 3))]
+        words += rng.sample(FILLER, rng.randint(1, 3))
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        label_sets.append(topics)
+    return texts, label_sets
+
+
+def write_multilabel_data(path: Path, n: int, *, seed: int, layout: str = "list") -> Path:
+    """`n` generated multi-label texts (`multilabel_texts`) in one of the layouts `train
+    multilabel` reads: "list" (JSONL, `labels` a list), "separated" (CSV, `labels` joined by
+    '|') or "columns" (CSV, one 0/1 column per topic, named like the topic)."""
+    import json
+
+    texts, label_sets = multilabel_texts(n, seed=seed)
+    if layout == "list":
+        lines = [
+            json.dumps({"text": t, "labels": s}) for t, s in zip(texts, label_sets, strict=True)
+        ]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        if layout == "separated":
+            writer.writerow(["text", "labels"])
+            writer.writerows([t, "|".join(s)] for t, s in zip(texts, label_sets, strict=True))
+        elif layout == "columns":
+            writer.writerow(["text", *TOPICS])
+            writer.writerows(
+                [t, *(int(topic in s) for topic in TOPICS)]
+                for t, s in zip(texts, label_sets, strict=True)
+            )
+        else:
+            raise ValueError(f"unknown layout {layout!r}: list, separated or columns")
+    return path
+
+
+def build_tiny_multilabel(
+    out: Path, *, steps: int = 200, thresholds: list[float] | None = None
+) -> Path:
+    """Train a tiny BERT multi-label topic model (one sigmoid per topic of TOPICS) for a few
+    seconds and save it as an artifact at `out`; `thresholds`: one per topic, 0.5 each by
+    default. A text about sports and business gets both labels."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from schemas import DataRef, ModelManifest, TaskKind
+    from training.artifact import save_artifact
+
+    base = build_tiny_base_model(out.parent / f"{out.name}-base", seed=3)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base,
+        num_labels=len(TOPICS),
+        id2label=dict(enumerate(TOPICS)),
+        label2id={t: i for i, t in enumerate(TOPICS)},
+        problem_type="multi_label_classification",  # the model's own loss: BCE per label
+    )
+    texts, label_sets = multilabel_texts(256, seed=1)
+    targets = [[float(t in s) for t in TOPICS] for s in label_sets]
+    _train(model, _text_batches(tokenizer, texts, targets), steps)
+    manifest = ModelManifest(
+        name="tiny-multilabel",
+        version="20250101T000000Z",
+        task=TaskKind.MULTI_LABEL,
+        labels=TOPICS,
+        thresholds=thresholds if thresholds is not None else [0.5] * len(TOPICS),
+        base_model=str(base),
+        max_length=64,
+        text_columns=["text"],
+        train_data=DataRef(source="generated:multilabel_texts(seed=1)", rows=len(texts)),
+    )
+    save_artifact(out, model, tokenizer, manifest)
+    shutil.rmtree(base)
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ class Hyperparameters(BaseModel):
     max_grad_norm: float = Field(1.0, gt=0)
     layer_decay: float | None = Field(None, gt=0, le=1, description="Layer-wise lr decay factor.")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    head_lr_scale: float = Field(
+        1.0, gt=0, le=1000, description="The new head's lr as a multiple of learning_rate."
+    )
     scheduler: str = "linear"
     max_length: int = Field(128, ge=8, le=8192)
     early_stopping_patience: int | None = Field(2, ge=1)
@@ -43,6 +47,9 @@ class Hyperparameters(BaseModel):
     seed: int = 42
     threads: int = Field(0, ge=0, description="torch intra-op threads; 0 leaves torch's default.")
     max_steps: int = Field(-1, description="Stop after N optimizer steps (tests, smoke runs).")
+    min_steps: int = Field(
+        0, ge=0, description="Raise the epochs so training takes at least N optimizer steps."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Hyperparameters:
@@ -126,13 +133,14 @@ def fine_tune(
 
     train_ds = task.encode(tokenizer, train_data, hp.max_length)
     val_ds = task.encode(tokenizer, val_data, hp.max_length)
+    epochs = epochs_for_min_steps(hp, len(train_ds))
     strategy = "steps" if hp.eval_steps else "epoch"
     os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(work_dir / "tb"))
     precision = _precision_flags(hp.precision)
     args = TrainingArguments(
         output_dir=str(work_dir / "checkpoints"),
         learning_rate=hp.learning_rate,
-        num_train_epochs=hp.epochs,
+        num_train_epochs=epochs,
         max_steps=hp.max_steps,
         per_device_train_batch_size=hp.batch_size,
         per_device_eval_batch_size=hp.eval_batch_size,
@@ -165,7 +173,11 @@ def fine_tune(
     if hp.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=hp.early_stopping_patience))
     optimizer = build_optimizer(
-        model, lr=hp.learning_rate, weight_decay=hp.weight_decay, layer_decay=hp.layer_decay
+        model,
+        lr=hp.learning_rate,
+        weight_decay=hp.weight_decay,
+        layer_decay=hp.layer_decay,
+        head_lr_scale=hp.head_lr_scale,
     )
     trainer = Trainer(
         model=model,
@@ -204,6 +216,25 @@ def fine_tune(
         best_checkpoint=trainer.state.best_model_checkpoint,
         hyperparameters=hp.model_dump(),
     )
+
+
+def epochs_for_min_steps(hp: Hyperparameters, rows: int) -> float:
+    """`hp.epochs`, raised when they would give fewer than `hp.min_steps` optimizer steps: a
+    few hundred rows at 32 a batch get a few dozen updates per epoch, too few for a new head
+    to leave the majority class (`max_steps` wins when set)."""
+    if hp.min_steps <= 0 or hp.max_steps > 0 or rows <= 0:
+        return hp.epochs
+    per_epoch = math.ceil(rows / (hp.batch_size * hp.gradient_accumulation))
+    if per_epoch * hp.epochs >= hp.min_steps:
+        return hp.epochs
+    epochs = math.ceil(hp.min_steps / per_epoch)
+    from training._progress import warn
+
+    warn(
+        f"{rows} training rows give {per_epoch} steps an epoch: training {epochs} epochs "
+        f"instead of {hp.epochs:g} to reach --min-steps {hp.min_steps}"
+    )
+    return float(epochs)
 
 
 def _task_loss(task: Task, model: Any, accumulation: int) -> Any:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from schemas.entities import Classification, Entity, LabelScore
-from schemas.events import ModelRef, RouteReason
+from schemas.events import ModelRef, RouteReason, RouteTarget
 from schemas.messages import ArticleMessage, EmailMessage, MessageKind, TicketMessage
 
 # The inbound schemas carry their kind in the Kafka topic, not in the JSON; over HTTP a `kind`
@@ -142,6 +142,12 @@ class RouteOutcome(BaseModel):
     entities: list[Entity] = Field(default_factory=list)
     route: str
     reasons: list[RouteReason]
+    labels: list[LabelScore] = Field(
+        default_factory=list, description="Multi-label models: every label over its threshold."
+    )
+    routes: list[RouteTarget] = Field(
+        default_factory=list, description="Every destination, `route` first."
+    )
     classifier: ModelRef
     ner: ModelRef | None = None
 

@@ -12,7 +12,7 @@ from typing import Literal, TypeVar
 
 import structlog
 
-from schemas.entities import Classification, Entity
+from schemas.entities import Classification, Entity, LabelScore
 from schemas.events import ModelRef
 from schemas.messages import MessageKind
 from stream.api.errors import (
@@ -283,6 +283,10 @@ class ModelService:
                     entities=ents,
                     route=decision.queue,
                     reasons=decision.reasons,
+                    labels=cls.labels
+                    if cls.labels is not None
+                    else [LabelScore(label=cls.label, score=cls.score)],
+                    routes=decision.routes,
                     classifier=classifier_ref,
                     ner=ner_ref,
                 )

@@ -22,10 +22,12 @@ def test_export_writes_one_valid_draft_2020_schema_per_wire_message(tmp_path: Pa
         assert schema["$id"].endswith(path.name.replace(".schema", ""))
 
 
-def test_email_schema_uses_the_wire_name_from_and_requires_body() -> None:
+def test_email_schema_uses_the_wire_name_from_and_requires_body_or_raw() -> None:
     schema = json_schema("email")
     assert "from" in schema["properties"]
-    assert {"id", "from", "to", "body"} <= set(schema["required"])
+    assert "id" in schema["required"]
+    assert {"required": ["from", "to", "body"]} in schema["anyOf"]
+    assert {"required": ["raw"]} in schema["anyOf"]
 
 
 def test_email_schema_accepts_a_valid_email_and_rejects_one_without_body() -> None:
@@ -35,6 +37,9 @@ def test_email_schema_accepts_a_valid_email_and_rejects_one_without_body() -> No
     ).model_dump(mode="json", by_alias=True)
     assert validator.is_valid(good)
     assert not validator.is_valid({"id": "e1", "from": "a@x", "to": ["b@y"]})
+    assert validator.is_valid({"id": "e2", "raw": "From: a@x\nSubject: Hi\n\nhello"})
+    with pytest.raises(ValueError, match="needs body"):
+        EmailMessage.model_validate({"id": "e1", "from": "a@x", "to": ["b@y"]})
 
 
 def test_routing_event_schema_validates_a_serialized_event() -> None:

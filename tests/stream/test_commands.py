@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from schemas.jsonschema import WIRE_SCHEMAS
 from schemas.messages import MessageKind
 from stream.commands import register
 from stream.config import BrokerSettings, TopicSettings
+from stream.errors import FieldMappingError
 from stream.topics import OutboundRecord, ensure_topics, produce, read_topics
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -77,6 +79,59 @@ def test_produce_sends_samples_to_the_topic_of_each_kind(
     by_topic = {t: sorted(r.key or b"" for r in got if r.topic == t) for t in inbound}
     assert by_topic[unique_topics.email] == [f"cli-{i:06d}".encode() for i in (0, 3, 6, 9)]
     assert len(got) == 12
+
+
+@pytest.mark.integration
+def test_produce_file_sends_csv_rows_mapped_onto_the_kind_and_skips_invalid_ones(
+    cli: typer.Typer,
+    broker_settings: BrokerSettings,
+    unique_topics: TopicSettings,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "tickets.csv"
+    path.write_text(
+        "Ref,subject,Description,priority\n"
+        'T-1,Login,"It fails\nsince Monday",high\n'
+        "T-2,Refund,Charged twice,medium\n"
+        "T-3,Other,Text,bogus\n",
+        encoding="utf-8",
+    )
+    args = [
+        "produce", "--kind", "ticket", "--file", str(path), "--id-column", "Ref",
+        "--map", "body=Description", "--set", "customer=helpdesk",
+        "--value-map", "priority:medium=normal",
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args, env=_env(broker_settings, unique_topics))
+    assert result.exit_code == 0, result.output
+    assert "sent 2 ticket messages" in result.output and "skipped 1" in result.output
+    assert "line 5: priority" in result.output
+
+    got = asyncio.run(read_topics(broker_settings, list(unique_topics.inbound()), idle_s=0.5))
+
+    assert {r.topic for r in got} == {unique_topics.ticket}
+    assert sorted((r.key or b"", json.loads(r.value or b"")) for r in got) == [
+        (b"T-1", {"id": "T-1", "customer": "helpdesk", "subject": "Login",
+                  "body": "It fails\nsince Monday", "priority": "high"}),
+        (b"T-2", {"id": "T-2", "customer": "helpdesk", "subject": "Refund",
+                  "body": "Charged twice", "priority": "normal"}),
+    ]  # fmt: skip
+
+
+def test_produce_file_without_a_required_field_fails_before_reaching_the_broker(
+    cli: typer.Typer, tmp_path: Path
+) -> None:
+    path = tmp_path / "tickets.csv"
+    path.write_text("subject,body\nLogin,It fails\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        cli,
+        ["produce", "--kind", "ticket", "--file", str(path)],
+        # Nothing listens there: contacting the broker would fail with another error.
+        env={"TEXTROUTE_BROKER_BOOTSTRAP_SERVERS": "127.0.0.1:9"},
+    )
+    assert isinstance(result.exception, FieldMappingError)
+    assert "need customer" in str(result.exception) and "has: subject, body" in str(
+        result.exception
+    )
 
 
 @pytest.mark.integration

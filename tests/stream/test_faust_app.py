@@ -63,7 +63,7 @@ def _record(agent: RouterAgent, offset: int) -> InboundRecord:
 
 def _dead_result(agent: RouterAgent, records: list[InboundRecord]) -> BatchResult:
     """The real processor's result for records that are all invalid JSON: no model runs."""
-    processor = BatchProcessor(lambda: None, None, agent.settings.topics)  # type: ignore[arg-type,return-value]
+    processor = BatchProcessor.single(lambda: None, None, agent.settings.topics)  # type: ignore[arg-type,return-value]
     result = processor.process(records)
     assert len(result.outbound(agent.settings.topics)) == len(records)
     return result

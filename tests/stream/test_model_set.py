@@ -160,3 +160,39 @@ def test_a_shared_directory_refuses_a_model_that_cannot_classify_and_tag(
 
     with pytest.raises(ModelSlotError, match="needs a model with classify_and_tag"):
         ReloadingModels(tiny_multitask_artifact, tiny_multitask_artifact, loader)
+
+
+def test_infer_groups_runs_each_distinct_model_once_over_every_group_that_uses_it() -> None:
+    from stream.model_set import infer_groups
+
+    shared, ner_a, ner_b, joint = _FakeModel(), _FakeModel(), _FakeModel(), _FakeModel()
+    groups = [
+        (ModelSet.separate(shared, ner_a), ["a1", "bad-class a2"]),
+        (ModelSet.separate(shared, ner_b), ["b1", "bad-tags b2"]),
+        (ModelSet.separate(shared), ["c1"]),
+        (ModelSet.joint_model(joint), ["j1", "bad j2"]),
+    ]
+    inferred = infer_groups(groups)
+
+    assert shared.calls == [("classify", ["a1", "bad-class a2", "b1", "bad-tags b2", "c1"])]
+    assert ner_a.calls == [("entities", ["a1"])], "only the texts its group classified"
+    assert ner_b.calls == [("entities", ["b1", "bad-tags b2"])]
+    assert joint.calls == [("classify_and_tag", ["j1", "bad j2"])]
+    assert [_roles(o) for o in inferred.outcomes] == [
+        ["ok", "classifier"],
+        ["ok", "ner"],
+        ["ok"],
+        ["ok", "classify-and-tag"],
+    ]
+    assert inferred.outcomes[2] == [(_classification("c1"), [])]
+    assert inferred.outcomes[1][0] == (_classification("b1"), _entities("b1"))
+
+
+def test_infer_groups_narrows_a_crash_to_the_text_that_causes_it_across_groups() -> None:
+    from stream.model_set import infer_groups
+
+    shared = _FakeModel()
+    inferred = infer_groups(
+        [(ModelSet.separate(shared), ["x1", "crash"]), (ModelSet.separate(shared), ["y1"])]
+    )
+    assert [_roles(o) for o in inferred.outcomes] == [["ok", "classifier"], ["ok"]]

@@ -205,7 +205,12 @@ def _counting_loader(loads: list[Path]) -> Loader:
 @pytest.mark.parametrize(
     ("slots", "slot", "found", "expected"),
     [
-        (("ner", None), "classifier", "token-classification", "classification or classify"),
+        (
+            ("ner", None),
+            "classifier",
+            "token-classification",
+            "classification or multi-label-classification or classify",
+        ),
         (("classifier", "classifier-copy"), "NER", "classification", "token-classification or"),
         (("classifier", "classifier"), "classifier+NER", "classification", "classify-and-tag"),
     ],

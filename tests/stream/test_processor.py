@@ -48,7 +48,7 @@ def _processor(
     classifier: object, ner: object | None = None, limits: Limits | None = None
 ) -> BatchProcessor:
     models = ModelSet(classifier, ner)  # type: ignore[arg-type]
-    return BatchProcessor(lambda: models, Router(parse_rules(RULES)), TOPICS, limits)
+    return BatchProcessor.single(lambda: models, Router(parse_rules(RULES)), TOPICS, limits)
 
 
 def _record(
@@ -310,8 +310,10 @@ def test_tagging_beside_the_classifier_gives_the_same_events_as_in_turn(
     records.append(_record(MessageKind.ARTICLE, _article("odd", "ODD output"), offset=99))
     models = ModelSet(_OddClassifier(classifier), ner)
     router = Router(parse_rules(RULES))
-    in_turn = BatchProcessor(lambda: models, router, TOPICS, clock=lambda: NOW)
-    beside = BatchProcessor(lambda: models, router, TOPICS, parallel_models=True, clock=lambda: NOW)
+    in_turn = BatchProcessor.single(lambda: models, router, TOPICS, clock=lambda: NOW)
+    beside = BatchProcessor.single(
+        lambda: models, router, TOPICS, parallel_models=True, clock=lambda: NOW
+    )
     try:
         a, b = in_turn.process(records), beside.process(records)
     finally:
@@ -557,7 +559,7 @@ def test_a_failure_outside_the_per_record_guards_dead_letters_the_batch_not_the_
     def broken_models() -> ModelSet:
         raise RuntimeError("model registry unavailable")
 
-    processor = BatchProcessor(broken_models, Router(parse_rules(RULES)), TOPICS)
+    processor = BatchProcessor.single(broken_models, Router(parse_rules(RULES)), TOPICS)
     records = [
         _record(MessageKind.ARTICLE, _article("a0", "stock profit"), offset=0),
         _record(MessageKind.ARTICLE, b"not json", offset=1),
@@ -629,7 +631,7 @@ def test_a_model_failing_on_one_item_dead_letters_only_that_item(
         _FailsOnBerlin(classifier, how) if failing == "classifier" else classifier,
         _FailsOnBerlin(ner, how) if failing == "ner" else ner,
     )
-    processor = BatchProcessor(
+    processor = BatchProcessor.single(
         lambda: models, Router(parse_rules(RULES)), TOPICS, parallel_models=parallel
     )
     records = [

@@ -66,7 +66,9 @@ class _Spy:
 
 
 def _processor(models: ModelSet) -> BatchProcessor:
-    return BatchProcessor(lambda: models, Router(parse_rules(RULES)), TOPICS, parallel_models=False)
+    return BatchProcessor.single(
+        lambda: models, Router(parse_rules(RULES)), TOPICS, parallel_models=False
+    )
 
 
 def _article(offset: int, message_id: str, body: str) -> InboundRecord:
@@ -103,10 +105,10 @@ def test_events_match_the_two_call_path_of_the_same_model(model: MultiTaskPredic
     ]
     clock = lambda: NOW  # noqa: E731
     router = Router(parse_rules(RULES))
-    joint = BatchProcessor(lambda: ModelSet(model, model), router, TOPICS, clock=clock)
+    joint = BatchProcessor.single(lambda: ModelSet(model, model), router, TOPICS, clock=clock)
     spy = _Spy(model)
     # A different object in the NER role: the worker takes the two-call path.
-    two_calls = BatchProcessor(lambda: ModelSet(model, spy), router, TOPICS, clock=clock)
+    two_calls = BatchProcessor.single(lambda: ModelSet(model, spy), router, TOPICS, clock=clock)
 
     a, b = joint.process(records), two_calls.process(records)
 

@@ -50,7 +50,7 @@ def processors(
     router = Router(parse_rules(RULES))
     built = {
         name: (
-            BatchProcessor(lambda: models, router, TOPICS, limits, parallel_models=beside),
+            BatchProcessor.single(lambda: models, router, TOPICS, limits, parallel_models=beside),
             limits,
         )
         for name, limits, beside in [

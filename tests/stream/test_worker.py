@@ -62,7 +62,7 @@ def test_a_valid_setup_builds_an_app_named_after_the_consumer_group(
         assert built.app.conf.id == settings.app_id
         assert built.app.conf.broker_session_timeout == 10.0
         assert built.app.conf.broker_heartbeat_interval == 1.0
-        assert built.models.versions() == {"classifier": "20250101T000000Z"}
+        assert built.models.versions() == {"default/classifier": "20250101T000000Z"}
     finally:
         built.close()
 

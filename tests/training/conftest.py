@@ -136,3 +136,44 @@ def topic_test_jsonl(tmp_path: Path) -> Path:
         "\n".join(json.dumps(r) for r in make_rows(80, seed=1)) + "\n", encoding="utf-8"
     )
     return path
+
+
+# The shape of a user's help-desk export: integer category codes 1..12 (no 0), 69% of the rows
+# in code 1, a long tail, and code 12 on a single row. Each code has its own words, all in the
+# tiny BERT's vocabulary, so a model can learn them.
+HELPDESK_WORDS = {
+    1: ["software", "computer", "web"],
+    2: ["market", "stock", "shares"],
+    3: ["game", "team", "win"],
+    4: ["war", "president", "minister"],
+    5: ["profit", "bank", "price"],
+    6: ["season", "coach", "player"],
+    7: ["election", "police", "government"],
+    8: ["internet", "space", "nasa"],
+    9: ["oil", "sales", "deal"],
+    10: ["paris", "london", "berlin"],
+    11: ["google", "apple", "reuters"],
+    12: ["john", "smith", "mary"],
+}
+#: Rows per code in 200: 138 (69%) in code 1, then the tail, code 12 once.
+HELPDESK_COUNTS = {1: 138, 2: 14, 3: 10, 4: 8, 5: 7, 6: 6, 7: 5, 8: 4, 9: 3, 10: 2, 11: 2, 12: 1}
+
+
+def write_helpdesk_csv(path: Path, *, seed: int = 0, counts: dict[int, int] | None = None) -> Path:
+    """A CSV (subject, body, category) shaped like the user's export (HELPDESK_COUNTS by
+    default), rows shuffled."""
+    import csv
+
+    rng = random.Random(seed)
+    rows = []
+    for code, n in (counts or HELPDESK_COUNTS).items():
+        for _ in range(n):
+            words = rng.sample(HELPDESK_WORDS[code], 2) + rng.sample(FILLER, 3)
+            rng.shuffle(words)
+            rows.append({"subject": words[0], "body": " ".join(words[1:]), "category": code})
+    rng.shuffle(rows)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["subject", "body", "category"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

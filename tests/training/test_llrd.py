@@ -34,3 +34,16 @@ def test_without_decay_every_group_has_the_base_lr(tiny_base_model: Path) -> Non
     groups = param_groups(model, lr=2e-5, weight_decay=0.01, layer_decay=None)
     assert {g["lr"] for g in groups} == {2e-5}
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_head_lr_scale_multiplies_only_the_head_and_pooler(tiny_base_model: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_base_model, num_labels=90)
+    groups = param_groups(model, lr=1e-4, weight_decay=0.01, layer_decay=None, head_lr_scale=20)
+    by_name = {id(p): g["lr"] for g in groups for p in g["params"]}
+    lrs = {name: by_name[id(p)] for name, p in model.named_parameters()}
+    assert lrs["classifier.weight"] == lrs["classifier.bias"] == 2e-3
+    assert lrs["bert.pooler.dense.weight"] == 2e-3
+    assert lrs["bert.encoder.layer.1.attention.self.query.weight"] == 1e-4
+    assert lrs["bert.embeddings.word_embeddings.weight"] == 1e-4

@@ -17,6 +17,11 @@ from training.export.sample import EvalSample
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from inference.lexical import WeightedExpert
+
+#: Tasks with one row of logits a text (no per-token outputs to mask).
+_PER_TEXT = (TaskKind.CLASSIFICATION, TaskKind.PAIR_CLASSIFICATION, TaskKind.MULTI_LABEL)
+
 Outputs = dict[str, np.ndarray]
 
 
@@ -113,7 +118,7 @@ def _token_mask(batch: Batch) -> np.ndarray:
 
 def _argmaxes(task: TaskKind, batch: Batch, out: Outputs) -> Iterator[np.ndarray]:
     """The predictions the task makes, flattened: labels, token labels, or span ends."""
-    if task in (TaskKind.CLASSIFICATION, TaskKind.PAIR_CLASSIFICATION):
+    if task in _PER_TEXT:  # a multi-label model: its top label
         yield out["logits"].argmax(-1)
     elif task is TaskKind.TOKEN_CLASSIFICATION:
         yield out["logits"].argmax(-1)[_token_mask(batch)]
@@ -127,7 +132,7 @@ def _max_diff(task: TaskKind, batch: Batch, a: Outputs, b: Outputs) -> float:
     worst = 0.0
     for name in a:
         diff = np.abs(a[name] - b[name])
-        if task is not TaskKind.CLASSIFICATION and task is not TaskKind.PAIR_CLASSIFICATION:
+        if task not in _PER_TEXT:
             diff = diff[batch.inputs["attention_mask"].astype(bool)]
         worst = max(worst, float(diff.max(initial=0.0)))
     return worst
@@ -149,6 +154,36 @@ def _word_tags(
                 row[w] = labels[int(pred[j, t])]
         tags.append(row)
     return tags
+
+
+def _micro_f1(
+    manifest: ModelManifest,
+    sample: EvalSample,
+    batches: list[Batch],
+    outs: list[Outputs],
+    lexical: WeightedExpert | None,
+) -> float:
+    """A multi-label model's micro-F1 at its thresholds, its lexical expert fused as served."""
+    from sklearn.metrics import f1_score
+
+    from inference import fuse_log_odds
+    from training.multilabel_metrics import decide, sigmoid
+
+    assert sample.label_sets is not None and manifest.thresholds is not None
+    n_labels = len(manifest.labels)
+    gold = np.zeros((len(sample), n_labels), dtype=np.int64)
+    probs = np.zeros((len(sample), n_labels))
+    for b, o in zip(batches, outs, strict=True):
+        p = sigmoid(o["logits"])
+        if lexical is not None:
+            p = fuse_log_odds(
+                p, lexical.expert.scores([sample.texts[r] for r in b.rows]), lexical.weight
+            )
+        probs[b.rows] = p
+    for r, labels in enumerate(sample.label_sets):
+        gold[r, labels] = 1
+    predicted = decide(probs, manifest.thresholds)
+    return float(f1_score(gold, predicted, average="micro", zero_division=0))
 
 
 def _metric(
@@ -184,8 +219,11 @@ def measure(
     torch_out: list[Outputs],
     fp32_out: list[Outputs],
     int8_out: list[Outputs],
+    *,
+    lexical: WeightedExpert | None = None,
 ) -> ParityFigures:
-    """The parity figures the gates check."""
+    """The parity figures the gates check; a multi-label model's metric is its micro-F1 at
+    its thresholds, with `lexical` (its expert, if it has one) fused as the stream serves it."""
     task = manifest.task
     max_diff = max(
         _max_diff(task, b, t, f) for b, t, f in zip(batches, torch_out, fp32_out, strict=True)
@@ -195,6 +233,23 @@ def measure(
         for af, aq in zip(_argmaxes(task, b, f), _argmaxes(task, b, q), strict=True):
             same += int((af == aq).sum())
             total += int(af.size)
+    if task is TaskKind.MULTI_LABEL:
+        runs = (torch_out, fp32_out, int8_out)
+        micro = (
+            [_micro_f1(manifest, sample, batches, o, lexical) for o in runs]
+            if sample.label_sets is not None
+            else [None, None, None]
+        )
+        return ParityFigures(
+            samples=len(sample),
+            data_source=sample.source,
+            max_logit_diff=max_diff,
+            argmax_agreement=same / total if total else 1.0,
+            metric="f1_micro" if sample.label_sets is not None else None,
+            metric_torch=micro[0],
+            metric_fp32=micro[1],
+            metric_int8=micro[2],
+        )
     metric_name = None
     if task is TaskKind.TOKEN_CLASSIFICATION and sample.tags is not None:
         metric_name = "f1"

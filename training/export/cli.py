@@ -51,6 +51,9 @@ def export_command(
     min_agreement: Annotated[float | None, Opt(help="Gate: int8 vs fp32 argmax.")] = None,
     max_accuracy_drop: Annotated[float | None, Opt(help="Gate: accuracy points.")] = None,
     max_f1_drop: Annotated[float | None, Opt(help="Gate: NER F1 points.")] = None,
+    max_micro_f1_drop: Annotated[
+        float | None, Opt(help="Gate: multi-label micro-F1 points.")
+    ] = None,
 ) -> None:
     """Export MODEL_DIR to ONNX fp32 and int8, check the parity gates, record the files."""
     from schemas.artifact import read_manifest
@@ -64,6 +67,7 @@ def export_command(
         "min_argmax_agreement": min_agreement,
         "max_accuracy_drop": max_accuracy_drop,
         "max_f1_drop": max_f1_drop,
+        "max_micro_f1_drop": max_micro_f1_drop,
     }
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     gates = GateSettings(**given, enabled=not no_gates)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import structlog
 
-from schemas import FileRole, ModelManifest
+from inference import load_lexical
+from schemas import FileRole, ModelManifest, TaskKind
 from schemas.artifact import with_files, write_manifest
 from training.export import _heads, _onnx, _parity
 from training.export.errors import ParityGateFailed, UnsupportedArtifactError
@@ -70,6 +71,8 @@ def export_artifact(
             "ONNX path needs; re-save the model with a fast tokenizer"
         )
     measured = _heads.heads(manifest, eval_data, tag_data)
+    # A multi-label model's gate reads its labels as served: its lexical expert fused.
+    lexical = load_lexical(root, manifest) if manifest.task is TaskKind.MULTI_LABEL else None
     outputs = _onnx.output_names(manifest.task)
     with tempfile.TemporaryDirectory(dir=root, prefix=".export-") as tmp_name:
         tmp = Path(tmp_name)
@@ -94,7 +97,7 @@ def export_artifact(
             )
             torch_out, fp32_out, int8_out = ([head.select(o) for o in run] for run in runs)
             figures[head.name] = _parity.measure(
-                data, head.manifest, batches, torch_out, fp32_out, int8_out
+                data, head.manifest, batches, torch_out, fp32_out, int8_out, lexical=lexical
             )
         fp32_bytes, int8_bytes = fp32.stat().st_size, int8.stat().st_size
         report = ExportReport(

@@ -24,7 +24,8 @@ def evaluate_gates(parity: ParityFigures, gates: GateSettings) -> list[GateResul
     ]
     drop = parity.metric_drop_points
     if drop is not None:
-        limit = gates.max_f1_drop if parity.metric == "f1" else gates.max_accuracy_drop
+        limits = {"f1": gates.max_f1_drop, "f1_micro": gates.max_micro_f1_drop}
+        limit = limits.get(parity.metric or "", gates.max_accuracy_drop)
         results.append(
             GateResult(
                 name=f"{parity.metric}_drop_points (fp32 - int8)",

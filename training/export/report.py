@@ -15,7 +15,10 @@ class ParityFigures(BaseModel):
     data_source: str
     max_logit_diff: float = Field(description="max |logit|, fp32 ONNX vs PyTorch.")
     argmax_agreement: float = Field(description="Share of int8 argmaxes equal to fp32's.")
-    metric: str | None = Field(default=None, description="'accuracy' or 'f1'; None without labels.")
+    metric: str | None = Field(
+        default=None,
+        description="'accuracy', 'f1' (NER) or 'f1_micro' (multi-label); None without labels.",
+    )
     metric_torch: float | None = None
     metric_fp32: float | None = None
     metric_int8: float | None = None

@@ -55,13 +55,15 @@ class EvalSample(BaseModel):
     texts: list[str] = Field(default_factory=list)
     pairs: list[str] | None = None
     labels: list[int] | None = None
+    #: Multi-label models: each row's label indexes (its gold label set).
+    label_sets: list[list[int]] | None = None
     words: list[list[str]] | None = None
     tags: list[list[str]] | None = None
 
     @model_validator(mode="after")
     def _aligned(self) -> EvalSample:
         n = len(self.words) if self.words is not None else len(self.texts)
-        for name in ("pairs", "labels", "tags"):
+        for name in ("pairs", "labels", "label_sets", "tags"):
             value = getattr(self, name)
             if value is not None and len(value) != n:
                 raise ValueError(f"{name} has {len(value)} rows but there are {n} examples")
@@ -100,7 +102,9 @@ class EvalSample(BaseModel):
             return self
         keep = sorted(random.Random(seed).sample(range(len(self)), n))
 
-        def pick(rows: list[str] | list[int] | list[list[str]] | None) -> list[object] | None:
+        def pick(
+            rows: list[str] | list[int] | list[list[str]] | list[list[int]] | None,
+        ) -> list[object] | None:
             return None if rows is None else [rows[i] for i in keep]
 
         return EvalSample.model_validate(
@@ -109,6 +113,7 @@ class EvalSample(BaseModel):
                 "texts": pick(self.texts) if self.texts else [],
                 "pairs": pick(self.pairs),
                 "labels": pick(self.labels),
+                "label_sets": pick(self.label_sets),
                 "words": pick(self.words),
                 "tags": pick(self.tags),
             }
@@ -199,6 +204,8 @@ def load_eval_sample(
         if not path.is_file():
             raise DataFileNotFound(f"evaluation data {path} does not exist")
         return read_squad(path)
+    if manifest.task is TaskKind.MULTI_LABEL:
+        return _label_set_sample(str(source), manifest, label_column, split)
     from training.data import load_labelled_texts
 
     columns = manifest.text_columns or ["text"]
@@ -214,6 +221,29 @@ def load_eval_sample(
         label_names=manifest.class_labels or manifest.labels,
     )
     return EvalSample(source=str(source), texts=data.texts, pairs=data.pairs, labels=data.labels)
+
+
+def _label_set_sample(
+    source: str, manifest: ModelManifest, label_column: str, split: str | None
+) -> EvalSample:
+    """A multi-label model's gate rows, its labels read as it was trained to read them (the
+    label column, separator or 0/1 columns of its training config); a `label_column` other
+    than the default "label" overrides the column."""
+    from training.formats.labelsets import load_label_sets
+
+    training = manifest.training
+    data = load_label_sets(
+        source,
+        text_columns=manifest.text_columns or ["text"],
+        label_column=str(training.get("label_column", "labels"))
+        if label_column == "label"
+        else label_column,
+        label_separator=training.get("label_separator"),
+        label_columns=training.get("label_columns"),
+        label_names=manifest.labels,
+        split=split,
+    )
+    return EvalSample(source=source, texts=data.texts, label_sets=data.labels)
 
 
 def default_eval_sample(manifest: ModelManifest) -> EvalSample:

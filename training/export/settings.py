@@ -28,6 +28,11 @@ class GateSettings(BaseSettings):
     max_f1_drop: float = Field(
         default=1.0, ge=0.0, description="Entity F1 points int8 may lose against fp32 (NER)."
     )
+    max_micro_f1_drop: float = Field(
+        default=0.5,
+        ge=0.0,
+        description="Micro-F1 points int8 may lose against fp32 (multi-label, at its thresholds).",
+    )
     size_target: float = Field(
         default=0.70,
         ge=0.0,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,6 +21,8 @@ from training.data import (
 from training.models import DEFAULT_BASE_MODEL
 from training.tasks.classification import ClassificationTask
 from training.trainer import Hyperparameters
+
+ClassWeight = Literal["none", "balanced", "sqrt"]
 
 
 class ClassifyConfig(BaseSettings):
@@ -57,7 +60,25 @@ class ClassifyConfig(BaseSettings):
         description="Fit a TF-IDF + logistic-regression expert on the training rows and fuse it "
         "with the encoder when that gains on validation (single-text classifiers).",
     )
+    class_weight: ClassWeight = Field(
+        "none",
+        description="Weight the loss by class: 'balanced' (n / (classes x rows of the class)), "
+        "'sqrt' (its square root: half way) or 'none'.",
+    )
     hp: Hyperparameters = Field(default_factory=Hyperparameters)
+
+
+def class_weights(data: LabelledTexts, how: ClassWeight) -> list[float] | None:
+    """Per-class loss weights from the training rows' class counts (None for 'none'); a
+    class without rows gets 0 (it has no loss to weight)."""
+    if how == "none":
+        return None
+    counts = np.bincount(data.labels, minlength=len(data.label_names)).astype(np.float64)
+    present = counts > 0
+    balanced = np.zeros_like(counts)
+    balanced[present] = counts.sum() / (present.sum() * counts[present])
+    weights = balanced if how == "balanced" else np.sqrt(balanced)
+    return [float(w) for w in weights]
 
 
 def load_splits(
@@ -85,16 +106,38 @@ def load_splits(
             split=cfg.eval_split,
             label_names=data.label_names,
             limit=cfg.eval_limit,
+            # Names the user gave may be indexed by integer test labels; names read from the
+            # training values are values, so a test code the training rows lack is an error.
+            index_labels=cfg.label_names is not None,
         )
     return train, val, test
+
+
+def check_plan(cfg: ClassifyConfig, train: LabelledTexts) -> None:
+    """Everything after the encoder run that the rows could break, checked before it: the
+    expert's limits are warned about now (the split's were, as it was carved; the test labels
+    were checked as they were loaded), not found after minutes of training."""
+    from training._progress import warn
+
+    if cfg.lexical and cfg.pair_column is None:
+        from training.lexical import lexical_limits
+
+        for message in lexical_limits(train):
+            warn(message)
 
 
 def train_classifier(cfg: ClassifyConfig) -> ModelManifest:
     """Fine-tune, evaluate on validation (and test when given), compare with the baseline,
     and write the artifact to `cfg.output`."""
     train, val, test = load_splits(cfg)
+    check_plan(cfg, train)
     task = ClassificationTask(
-        train.label_names, pair=cfg.pair_column is not None, metric=cfg.metric, pooling=cfg.pooling
+        train.label_names,
+        pair=cfg.pair_column is not None,
+        metric=cfg.metric,
+        pooling=cfg.pooling,
+        class_weights=class_weights(train, cfg.class_weight),
+        label_smoothing=cfg.hp.label_smoothing,
     )
     work_dir = cfg.work_dir or Path("runs") / cfg.name
     hp = cfg.hp
@@ -141,7 +184,16 @@ def lexical_for(root: Path, cfg: ClassifyConfig) -> ModelManifest:
     from training.lexical import add_lexical
 
     train, val, test = load_splits(cfg)
+    check_plan(cfg.model_copy(update={"lexical": True}), train)
     return add_lexical(root, train, val, test, seed=cfg.hp.seed)
 
 
-__all__ = ["ClassifyConfig", "TaskKind", "lexical_for", "train_classifier"]
+__all__ = [
+    "ClassWeight",
+    "ClassifyConfig",
+    "TaskKind",
+    "check_plan",
+    "class_weights",
+    "lexical_for",
+    "train_classifier",
+]

@@ -27,12 +27,17 @@ class ClassificationTask:
         pair: bool = False,
         metric: str = "accuracy",
         pooling: Pooling = "cls",
+        class_weights: list[float] | None = None,
+        label_smoothing: float = 0.0,
     ):
         self.label_names = list(label_names)
         self.pair = pair
         self.kind = TaskKind.PAIR_CLASSIFICATION if pair else TaskKind.CLASSIFICATION
         self.metric_for_best = metric
         self.pooling: Pooling = pooling
+        self.class_weights = class_weights
+        # The Trainer smooths labels only with its own loss; this task's loss replaces it.
+        self.label_smoothing = label_smoothing
 
     def build_model(self, base_model: str) -> PreTrainedModel:
         from inference import auto_model_class, mean_pooled
@@ -65,6 +70,19 @@ class ClassificationTask:
         from transformers import DataCollatorWithPadding
 
         return DataCollatorWithPadding(tokenizer)
+
+    def loss(self, outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        """Cross-entropy, each row weighted by its class's weight when the task has weights
+        (a rare class then counts as much as a frequent one), label smoothing as configured."""
+        import torch
+
+        logits = outputs["logits"].float()
+        weight = None
+        if self.class_weights is not None:
+            weight = torch.tensor(self.class_weights, dtype=logits.dtype, device=logits.device)
+        return torch.nn.functional.cross_entropy(
+            logits, labels, weight=weight, label_smoothing=self.label_smoothing
+        )
 
     def compute_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
         from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
