@@ -106,6 +106,18 @@ def test_default_data_is_the_manifest_eval_data_when_it_exists(tmp_path: Path) -
     assert default_eval_sample(gone).source == "built-in"
 
 
+def test_gate_data_reads_the_label_column_the_model_was_trained_with(tmp_path: Path) -> None:
+    path = tmp_path / "tickets.csv"
+    path.write_text("text,queue\nhello,Sports\nbye,World\n", encoding="utf-8")
+    manifest = _manifest(
+        TaskKind.CLASSIFICATION,
+        eval_data=DataRef(source=str(path), split="test"),
+        training={"label_column": "queue"},
+    )
+    assert default_eval_sample(manifest).labels == [1, 0]
+    assert load_eval_sample(path, manifest).labels == [1, 0]
+
+
 def test_builtin_sample_fits_each_task() -> None:
     assert builtin_sample(TaskKind.CLASSIFICATION).pairs is None
     qa = builtin_sample(TaskKind.QUESTION_ANSWERING)

@@ -193,7 +193,8 @@ def load_eval_sample(
     split: str | None = None,
 ) -> EvalSample:
     """Read gate rows from a file in the form the artifact's task needs (for a classify-and-tag
-    artifact: CoNLL sentences for its tags, labelled texts for its classes)."""
+    artifact: CoNLL sentences for its tags, labelled texts for its classes). The default
+    `label_column` means the column the artifact was trained with (its training config)."""
     path = Path(source)
     tagged = manifest.task in (TaskKind.TOKEN_CLASSIFICATION, TaskKind.CLASSIFY_AND_TAG)
     if tagged and path.suffix.lower() in _CONLL_SUFFIXES:
@@ -212,6 +213,9 @@ def load_eval_sample(
     pair_column = None
     if manifest.task is TaskKind.PAIR_CLASSIFICATION and len(columns) >= 2:
         columns, pair_column = columns[:-1], columns[-1]
+    if label_column == "label":
+        # A model trained with --label-column queue is gated on the same column.
+        label_column = str(manifest.training.get("label_column") or "label")
     data = load_labelled_texts(
         str(source),
         text_columns=columns,
