@@ -114,8 +114,12 @@ class ReloadingModels:
         validate: Validator | None = None,
         metrics: StreamMetrics | None = None,
         role_prefix: str = "",
+        classifier_slot: str = "classifier",
     ) -> None:
         self._dirs = ModelDirs.of(classifier_dir, ner_dir)
+        # The SLOT_TASKS key the classifier role is checked against, at start and at reload
+        # ("attribute" for a pipeline's attribute model).
+        self._classifier_slot = classifier_slot
         # Metric role labels, e.g. "ticket/classifier": several pipelines each have one.
         self._prefix = role_prefix
         self._loader = loader
@@ -192,7 +196,7 @@ class ReloadingModels:
         else:
             classifier = current.classifier if current is not None else None
             if classifier is None or "classifier" in changed:
-                classifier = self._load("classifier", dirs.classifier)
+                classifier = self._load(self._classifier_slot, dirs.classifier)
             ner: EntityTagger | None = current.ner if current is not None else None
             if dirs.ner is not None and (current is None or "ner" in changed):
                 ner = self._load("NER", dirs.ner)

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from schemas.artifact import read_manifest
-from schemas.events import ModelText
+from schemas.events import DeadLetterReason, ModelText
 from schemas.messages import TEXT_SEPARATOR, EmailMessage, InboundMessage, MessageKind
-from stream.errors import PipelineConfigError
+from stream.errors import PipelineConfigError, RecordRejectedError
 from stream.metrics import StreamMetrics
 from stream.model_set import Classifier, ModelSet
 from stream.models import Loader, ReloadingModels
 from stream.pipeline_config import ResolvedPipeline, TextOptions, check_models, label_error
-from stream.routing import LanguageGuess, Router, RoutingRules
+from stream.routing import LanguageGuess, Router
 
 #: The language of a text among candidate languages (None: any); inference.detect_language
 #: in production.
@@ -72,6 +72,41 @@ class SharedLoader:
             return model
 
 
+class InferenceEmailText:
+    """Email cleaning and raw-message parsing by the inference layer's email_text."""
+
+    def clean(self, body: str, options: TextOptions) -> str:
+        from inference import clean_email_body
+
+        cleaned = clean_email_body(
+            body,
+            html=None if options.clean_html else False,
+            quotes=options.strip_quotes,
+            signature=options.strip_signature,
+        )
+        return cleaned.text
+
+    def parse(self, raw: str) -> RawEmail:
+        from inference import EmailParseError, parse_raw_email
+
+        try:
+            parsed = parse_raw_email(raw)
+        except EmailParseError as exc:
+            raise RecordRejectedError(
+                DeadLetterReason.SCHEMA_ERROR, f"raw email cannot be parsed: {exc}"
+            ) from exc
+        return RawEmail(parsed.subject, parsed.body, parsed.attachments)
+
+
+def detect_language(text: str, candidates: Sequence[str] | None) -> LanguageGuess:
+    """inference.detect_language as the router's LanguageGuess."""
+    # Imported on first use: only pipelines whose rules check the language load the model.
+    from inference import detect_language as detect
+
+    guess = detect(text, candidates=candidates)
+    return LanguageGuess(guess.code, guess.score)
+
+
 @dataclass(frozen=True)
 class PreparedText:
     """What the models of a pipeline read for one message, and what the event says of it."""
@@ -92,8 +127,8 @@ class Pipeline:
     router: Router
     attributes: dict[str, Callable[[], ModelSet]] = field(default_factory=dict)
     text: TextOptions = field(default_factory=TextOptions)
-    email_text: EmailText | None = None
-    detect_language: LanguageDetector | None = None
+    email_text: EmailText = field(default_factory=lambda: InferenceEmailText())
+    detect_language: LanguageDetector = field(default_factory=lambda: detect_language)
 
     def attribute_models(self) -> dict[str, Classifier]:
         """Attribute name -> the classifier in use now."""
@@ -104,7 +139,7 @@ class Pipeline:
         language (when the rules check it)."""
         original = message.text_for_models()
         text, attachments = original, None
-        if isinstance(message, EmailMessage) and self.email_text is not None:
+        if isinstance(message, EmailMessage):
             subject, body = message.subject, message.body
             if message.raw is not None and not body.strip():
                 raw = self.email_text.parse(message.raw)
@@ -115,7 +150,7 @@ class Pipeline:
             text = TEXT_SEPARATOR.join(p for p in (subject, body) if p.strip())
         language = None
         rule = self.router.rules.language
-        if rule is not None and self.detect_language is not None:
+        if rule is not None:
             language = (
                 self.detect_language(text, rule.candidates)
                 if len(text.strip()) >= rule.min_chars
@@ -191,8 +226,6 @@ def build_pipelines(
     loader: Loader,
     *,
     metrics: StreamMetrics | None = None,
-    email_text: EmailText | None = None,
-    detect_language: LanguageDetector | None = None,
 ) -> Pipelines:
     """Load every pipeline's models (each directory once), checked against its slots and
     rules first; PipelineConfigError names the key at fault."""
@@ -213,7 +246,12 @@ def build_pipelines(
         attributes: dict[str, Callable[[], ModelSet]] = {}
         for attr, artifact_dir in spec.attributes.items():
             attribute = ReloadingModels(
-                artifact_dir, None, shared, metrics=metrics, role_prefix=f"{spec.name}/{attr}/"
+                artifact_dir,
+                None,
+                shared,
+                metrics=metrics,
+                role_prefix=f"{spec.name}/{attr}/",
+                classifier_slot="attribute",
             )
             reloaders.append((f"{spec.name}/{attr}", attribute))
             attributes[attr] = attribute
@@ -225,13 +263,6 @@ def build_pipelines(
                 router=Router(spec.rules),
                 attributes=attributes,
                 text=spec.text,
-                email_text=email_text,
-                detect_language=detect_language if spec.rules.language else None,
             )
         )
     return Pipelines(pipelines, reloaders)
-
-
-def needs_language(rules: Iterable[RoutingRules]) -> bool:
-    """Whether any rules check the language (the detector is loaded only then)."""
-    return any(r.language is not None for r in rules)

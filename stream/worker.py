@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
 
-from schemas.events import DeadLetterReason
 from schemas.messages import MessageKind
 from stream.config import WorkerSettings
-from stream.errors import RecordRejectedError
 from stream.logs import configure_logging
 from stream.metrics import StreamMetrics
 from stream.model_set import ModelSet
 from stream.models import Loader, ModelDirs, ReloadingModels, inference_loader
-from stream.pipeline_config import TextOptions, load_pipelines
-from stream.pipelines import DEFAULT_PIPELINE, Pipeline, Pipelines, RawEmail, build_pipelines
+from stream.pipeline_config import classes_of, load_pipelines
+from stream.pipelines import DEFAULT_PIPELINE, Pipeline, Pipelines, build_pipelines
 from stream.processor import BatchProcessor, Limits
-from stream.routing import LanguageGuess, Router, RoutingRules, load_rules
+from stream.routing import Router, RoutingRules, load_rules
 
 if TYPE_CHECKING:
     import faust
@@ -30,8 +28,7 @@ log = structlog.get_logger(__name__)
 
 def _label_check(rules: RoutingRules) -> Callable[[ModelSet], None]:
     def check(models: ModelSet) -> None:
-        manifest = models.classifier.manifest
-        unmapped = rules.check_labels(manifest.class_labels or manifest.labels)
+        unmapped = rules.check_labels(classes_of(models.classifier.manifest))
         if unmapped:
             log.warning("rules.unmapped_labels", labels=unmapped, queue=rules.default_queue)
 
@@ -63,11 +60,7 @@ def build_worker(settings: WorkerSettings, *, loader: Loader | None = None) -> B
     if settings.pipelines_path is not None:
         resolved = load_pipelines(settings.pipelines_path)
         pipelines = build_pipelines(
-            resolved,
-            loader or inference_loader(split_cores=False),
-            metrics=metrics,
-            email_text=InferenceEmailText(),
-            detect_language=_detect_language,
+            resolved, loader or inference_loader(split_cores=False), metrics=metrics
         )
     else:
         pipelines = _single_pipeline(settings, loader, metrics)
@@ -100,49 +93,8 @@ def _single_pipeline(
         validate=_label_check(rules),
         metrics=metrics,
     )
-    pipeline = Pipeline(
-        DEFAULT_PIPELINE,
-        tuple(MessageKind),
-        models,
-        Router(rules),
-        email_text=InferenceEmailText(),
-        detect_language=_detect_language if rules.language else None,
-    )
+    pipeline = Pipeline(DEFAULT_PIPELINE, tuple(MessageKind), models, Router(rules))
     return Pipelines([pipeline], reloaders=[(DEFAULT_PIPELINE, models)])
-
-
-class InferenceEmailText:
-    """Email cleaning and raw-message parsing by the inference layer's email_text."""
-
-    def clean(self, body: str, options: TextOptions) -> str:
-        from inference import clean_email_body
-
-        cleaned = clean_email_body(
-            body,
-            html=None if options.clean_html else False,
-            quotes=options.strip_quotes,
-            signature=options.strip_signature,
-        )
-        return cleaned.text
-
-    def parse(self, raw: str) -> RawEmail:
-        from inference import EmailParseError, parse_raw_email
-
-        try:
-            parsed = parse_raw_email(raw)
-        except EmailParseError as exc:
-            raise RecordRejectedError(
-                DeadLetterReason.SCHEMA_ERROR, f"raw email cannot be parsed: {exc}"
-            ) from exc
-        return RawEmail(parsed.subject, parsed.body, parsed.attachments)
-
-
-def _detect_language(text: str, candidates: Sequence[str] | None) -> LanguageGuess:
-    # Imported on first use: only pipelines whose rules check the language load the model.
-    from inference import detect_language
-
-    guess = detect_language(text, candidates=candidates)
-    return LanguageGuess(guess.code, guess.score)
 
 
 def run_worker(settings: WorkerSettings, *, loader: Loader | None = None) -> None:

@@ -13,14 +13,13 @@ import pytest
 from inference import Predictor, load_predictor
 from schemas.artifact import read_manifest
 from schemas.events import DeadLetterReason
-from schemas.manifest import MANIFEST_FILE
+from schemas.manifest import MANIFEST_FILE, TaskKind
 from schemas.messages import MessageKind
 from stream.config import TopicSettings
 from stream.errors import PipelineConfigError
 from stream.pipeline_config import parse_pipelines
 from stream.pipelines import Pipelines, SharedLoader, build_pipelines
 from stream.processor import BatchProcessor, InboundRecord
-from stream.worker import InferenceEmailText
 
 TOPICS = TopicSettings()
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -75,7 +74,7 @@ pipelines:
 
 def _build(tmp_path: Path, yaml_text: str, counters: dict[Path, Counting]) -> Pipelines:
     resolved = parse_pipelines(yaml_text, source="test", base_dir=tmp_path)
-    return build_pipelines(resolved, _loader(counters), email_text=InferenceEmailText())
+    return build_pipelines(resolved, _loader(counters))
 
 
 def _record(kind: MessageKind, offset: int, payload: dict[str, object]) -> InboundRecord:
@@ -260,3 +259,29 @@ def test_pipelines_refuse_one_kind_twice(tiny_classifier_artifact: Path) -> None
     two = Pipeline("b", (MessageKind.EMAIL, MessageKind.TICKET), models, rules)
     with pytest.raises(PipelineConfigError, match="email is served by pipelines a and b"):
         Pipelines([one, two])
+
+
+def test_an_attribute_reloaded_as_a_multi_label_model_is_refused_as_at_start(
+    tmp_path: Path, tiny_classifier_artifact: Path, tiny_ner_artifact: Path
+) -> None:
+    priority = tmp_path / "priority"
+    shutil.copytree(tiny_classifier_artifact, priority)
+    yaml_text = f"""
+models: {{topics: {tiny_classifier_artifact}, priority: {priority}}}
+pipelines:
+  ticket: {{classifier: topics, attributes: {{priority: priority}},
+            rules: {{default_queue: t, categories: {CATEGORIES}}}}}
+"""
+    pipelines = _build(tmp_path, yaml_text, {})
+    manifest = read_manifest(priority, verify=False)
+    (priority / MANIFEST_FILE).write_text(
+        manifest.model_copy(
+            update={
+                "version": "2",
+                "task": TaskKind.MULTI_LABEL,
+                "thresholds": [0.5] * len(manifest.labels),
+            }
+        ).model_dump_json(),
+        encoding="utf-8",
+    )
+    assert pipelines.check_for_update() == []
