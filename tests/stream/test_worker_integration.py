@@ -140,12 +140,18 @@ async def test_sigkill_after_a_commit_then_restart_loses_nothing_and_redoes_only
         first = start_worker(worker_env)
         sending = await _start_stream(broker_settings, unique_topics, records, first, watcher)
         await watcher.wait_until(at_least(150), first)
-        # Kill only once something is committed: a kill before the first commit redoes
-        # everything and would hide a worker that commits too early or never.
+        # Kill once something is committed and some routed work is not yet: a kill before the
+        # first commit redoes everything and would hide a worker that commits too early or
+        # never; one while the worker is caught up and fully committed redoes nothing.
         deadline = time.monotonic() + 30
-        while sum((await committed_offsets(broker_settings, group, unique_topics)).values()) == 0:
-            assert time.monotonic() < deadline, "the worker committed nothing in 30 s"
-            await asyncio.sleep(0.2)
+        while True:
+            committed = sum(
+                (await committed_offsets(broker_settings, group, unique_topics)).values()
+            )
+            if 0 < committed < len(watcher.snapshot().seen()):
+                break
+            assert time.monotonic() < deadline, "no commit with work beyond it in 30 s"
+            await asyncio.sleep(0.05)
         first.signal(signal.SIGKILL)
         assert await asyncio.to_thread(first.wait, 30.0) == -signal.SIGKILL
         at_kill = await read_outputs(broker_settings, unique_topics)
