@@ -140,6 +140,10 @@ class DeadLetterReason(str, Enum):
     NO_PIPELINE = "no_pipeline"
     #: The routing event would be larger than the worker may produce (max_output_bytes).
     OUTPUT_TOO_LARGE = "output_too_large"
+    #: Feedback for a message the archive never received within the feedback wait.
+    UNKNOWN_MESSAGE = "unknown_message"
+    #: Feedback naming a label the message's pipeline does not have.
+    UNKNOWN_LABEL = "unknown_label"
     UNEXPECTED_ERROR = "unexpected_error"
 
 

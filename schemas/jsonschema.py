@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from schemas.events import DeadLetter, RoutingEvent
+from schemas.feedback import ArchivedMessage, Feedback, ShadowEvent
 from schemas.messages import ArticleMessage, EmailMessage, TicketMessage
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -22,6 +23,9 @@ WIRE_SCHEMAS: dict[str, tuple[type[BaseModel], Literal["validation", "serializat
     "article": (ArticleMessage, "validation"),
     "routing-event": (RoutingEvent, "serialization"),
     "dead-letter": (DeadLetter, "serialization"),
+    "feedback": (Feedback, "validation"),
+    "archived-message": (ArchivedMessage, "serialization"),
+    "shadow-event": (ShadowEvent, "serialization"),
 }
 
 

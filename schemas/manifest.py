@@ -95,6 +95,30 @@ class DataRef(BaseModel):
     sha256: str | None = Field(default=None, description="Checksum of a local data file.")
 
 
+class Lineage(BaseModel):
+    """Where a model retrained from a deployed one (`textroute train classify --init-from`) came
+    from: its parent, exactly, and the rows it continued on (new rows plus a replay sample of
+    earlier training data, so the model does not forget)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    parent_name: str = Field(description="The parent artifact's model name.")
+    parent_version: str = Field(description="The parent artifact's version.")
+    parent_manifest_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of the parent's manifest.json bytes: it pins every parent file too.",
+    )
+    data: list[DataRef] = Field(
+        default_factory=list,
+        description="The new rows' data first (rows, sha256), then each replay source (the rows "
+        "it holds, not the rows sampled).",
+    )
+    new_rows: int = Field(ge=0, description="Rows taken from the new data.")
+    replay_rows: int = Field(
+        ge=0, description="Rows sampled (seeded) from the replay sources; 0: no replay."
+    )
+
+
 class LexicalFusion(BaseModel):
     """A lexical expert beside a classifier's classes: its log-probabilities, times `weight`,
     are added to the encoder's before the softmax (a product of experts). Word n-grams catch
@@ -149,6 +173,11 @@ class ModelManifest(BaseModel):
         default=None,
         description="Multi-label models: the decision threshold of each label, in `labels` "
         "order, tuned on the validation split.",
+    )
+    lineage: Lineage | None = Field(
+        default=None,
+        description="A model continued from another artifact: its parent and the data it "
+        "continued on; None for a model trained from its base model.",
     )
 
     @model_validator(mode="after")

@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 
 def run_app(app: typer.Typer) -> None:
@@ -13,9 +14,13 @@ def run_app(app: typer.Typer) -> None:
     from schemas.errors import TextrouteError
 
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a command's `typer.Exit(code)` instead of
+        # exiting with it: pass it on, or every failure would exit 0.
+        code = app(standalone_mode=False)
     except TextrouteError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {type(exc).__name__}: {exc}")
+        # One line whatever the terminal width (soft_wrap), the message never read as markup.
+        message = Text.assemble(("error:", "bold red"), f" {type(exc).__name__}: {exc}")
+        Console(stderr=True, soft_wrap=True).print(message)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -27,6 +32,8 @@ def run_app(app: typer.Typer) -> None:
             exc.show()  # type: ignore[attr-defined]
             sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

@@ -1,9 +1,11 @@
-"""`textroute broker|worker|produce|tail|demo|schemas`: the stream's commands."""
+"""`textroute broker|worker|produce|tail|demo|schemas|promote|rollback|models`: the stream's
+commands."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,6 +17,7 @@ from schemas.messages import MessageKind
 from stream.user_files import InvalidRows
 
 if TYPE_CHECKING:
+    from stream.promotion import GateReport
     from stream.samples import SampleRecord
     from stream.user_files import FileReport
 
@@ -108,6 +111,13 @@ def worker_command(
             "deploy/pipelines.example.yaml); replaces --classifier, --ner, --model and --rules."
         ),
     ] = None,
+    shadow_classifier: Annotated[
+        Path | None,
+        Opt(
+            help="A candidate classifier run beside the active one on every message, never "
+            "routed by; its answers go to the shadow topic (e.g. HOME/shadow of a model home)."
+        ),
+    ] = None,
     batch_size: Annotated[int | None, Opt(help="Max messages per batch.")] = None,
     batch_wait: Annotated[float | None, Opt(help="Max seconds to fill a batch.")] = None,
     app_id: Annotated[str | None, Opt(help="Faust app id = consumer group id.")] = None,
@@ -128,6 +138,7 @@ def worker_command(
         model_dir=model,
         rules_path=rules,
         pipelines_path=pipelines,
+        shadow_classifier_dir=shadow_classifier,
         batch_size=batch_size,
         batch_wait_s=batch_wait,
         app_id=app_id,
@@ -358,6 +369,206 @@ def schemas_command(
         console.print(f"wrote {path}")
 
 
+HomeOpt = Annotated[
+    Path,
+    Opt(
+        "--home",
+        help="Model home: versions/<version>/, current -> versions/<version> (point workers at "
+        "HOME/current), history.jsonl.",
+    ),
+]
+
+
+def promote_command(
+    candidate: Annotated[Path, typer.Argument(help="The candidate artifact directory.")],
+    home: HomeOpt,
+    test: Annotated[
+        Path | None,
+        Opt(
+            help="Labelled CSV/TSV/JSON-lines file of the test-set gate (default: the active "
+            "model's eval data, when it is a local file)."
+        ),
+    ] = None,
+    reviewed: Annotated[
+        Path | None,
+        Opt(help="Reviewers' corrections: a CSV with text and label columns (others ignored)."),
+    ] = None,
+    text_column: Annotated[
+        str | None,
+        Opt(
+            help="Text column(s) of --test, comma-separated (default text; for the active "
+            "model's eval data, its own columns)."
+        ),
+    ] = None,
+    label_column: Annotated[
+        str | None,
+        Opt(help="Label column of --test (default label); a JSON list for multi-label models."),
+    ] = None,
+    margin: Annotated[
+        float,
+        Opt(help="Accuracy (multi-label: micro-F1) points the candidate may lose to the active."),
+    ] = 0.5,
+    skip_test_gate: Annotated[
+        bool, Opt("--skip-test-gate", help="Promote without the test-set comparison.")
+    ] = False,
+    dry_run: Annotated[
+        bool, Opt("--dry-run", help="Evaluate the gates only; change nothing.")
+    ] = False,
+    shadow: Annotated[
+        bool,
+        Opt(
+            "--shadow",
+            help="Point HOME/shadow at the candidate instead (artifact and parity gates only): "
+            "workers with --shadow-classifier HOME/shadow run it beside the active model.",
+        ),
+    ] = False,
+) -> None:
+    """Gate a candidate model against the active one and make it current in the model home.
+
+    Exit status 0: promoted (or, with --dry-run, every gate passed); 1: a gate failed and
+    nothing changed; 2: invalid input."""
+    from stream.model_home import ModelHome
+    from stream.promotion import GateOptions, promote
+    from stream.promotion import shadow as shadow_candidate
+
+    columns = None
+    if text_column is not None:
+        columns = tuple(c.strip() for c in text_column.split(",") if c.strip()) or None
+    options = GateOptions(
+        test=test,
+        reviewed=reviewed,
+        text_columns=columns,
+        label_column=label_column,
+        margin=margin,
+        skip_test_gate=skip_test_gate,
+    )
+    model_home = ModelHome(home)
+    with _quiet_logs():
+        if shadow:
+            outcome = shadow_candidate(candidate, model_home)
+        else:
+            outcome = promote(candidate, model_home, options, dry_run=dry_run)
+    report = outcome.report
+    if report is None:
+        console.print(f"{candidate} is the active version of {home} already; nothing to do")
+        return
+    _print_gates(report)
+    if not report.passed:
+        failures = report.failures()
+        names = ", ".join(g.name for g in failures)
+        why = f": {failures[0].detail}" if len(failures) == 1 else "; see the table"
+        gate = "gate" if len(failures) == 1 else "gates"
+        err.print(
+            f"not promoted: the {names} {gate} failed{why}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        # SystemExit, not typer.Exit: run_app (standalone_mode=False) drops typer.Exit's code.
+        sys.exit(1)
+    version = report.candidate.version
+    if outcome.entry is None:
+        console.print(f"dry run: every gate passed; {version} not promoted")
+        return
+    if shadow:
+        console.print(f"shadowing {report.candidate.name} {version} in {home}/shadow")
+        return
+    was = outcome.entry.from_version or "none"
+    console.print(f"promoted {report.candidate.name} {version} in {home} (was {was})")
+
+
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """Only warnings from the libraries' structlog loggers (not each model load) while the
+    gates run, unless logging was set up already; the defaults are back afterwards."""
+    import logging
+
+    import structlog
+
+    if structlog.is_configured():
+        yield
+        return
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
+
+
+def _print_gates(report: GateReport) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from stream.promotion import GateStatus
+
+    styles = {GateStatus.PASS: "green", GateStatus.FAIL: "bold red", GateStatus.NOT_RUN: "red"}
+    active = report.active_version or "none"
+    table = Table(title=f"{report.candidate.name} {report.candidate.version} vs active {active}")
+    for column in ("gate", "result", "candidate", "active", "detail"):
+        table.add_column(column, overflow="fold")
+    for gate in report.gates:
+        style = styles.get(gate.status, "yellow")
+        table.add_row(
+            gate.name,
+            f"[{style}]{gate.status.value}[/]",
+            str(gate.candidate) if gate.candidate else "",
+            str(gate.active) if gate.active else "",
+            escape(gate.detail),
+        )
+    console.print(table)
+
+
+def rollback_command(home: HomeOpt) -> None:
+    """Make the version active before the current one (per the history) current again."""
+    from stream.model_home import ModelHome
+
+    entry = ModelHome(home).rollback()
+    console.print(f"rolled back {home} from {entry.from_version} to {entry.to_version}")
+
+
+def models_command(home: HomeOpt) -> None:
+    """List the model home's versions, the active one marked."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from stream.model_home import ModelHome
+
+    versions = ModelHome(home).versions()
+    if not versions:
+        console.print(f"no versions installed in {home}")
+        return
+    table = Table(box=None)
+    for column in ("", "version", "name", "task", "created", "test"):
+        table.add_column(column)
+    for v in versions:
+        m = v.manifest
+        if m is None:
+            problem = f"[red]{escape(v.problem or '')}[/]"
+            table.add_row("*" if v.active else "", v.version, problem, "", "", "")
+            continue
+        table.add_row(
+            "*" if v.active else "",
+            v.version,
+            m.name,
+            m.task.value,
+            m.created_at.strftime("%Y-%m-%d %H:%M"),
+            _test_figure(m.metrics),
+        )
+    console.print(table)
+
+
+def _test_figure(metrics: dict[str, Any]) -> str:
+    """The test accuracy (micro-F1 for multi-label models) the manifest records, if any."""
+    test = metrics.get("test")
+    if not isinstance(test, dict):
+        return ""
+    for key, name in (("accuracy", "accuracy"), ("f1_micro", "micro-F1"), ("f1", "F1")):
+        value = test.get(key)
+        if isinstance(value, int | float):
+            return f"{name} {100 * value:.2f}"
+    return ""
+
+
 def register(app: typer.Typer) -> None:
     """Add the stream's commands to the `textroute` app."""
     app.command("broker")(broker_command)
@@ -366,3 +577,9 @@ def register(app: typer.Typer) -> None:
     app.command("tail")(tail_command)
     app.command("demo")(demo_command)
     app.command("schemas")(schemas_command)
+    app.command("promote")(promote_command)
+    app.command("rollback")(rollback_command)
+    app.command("models")(models_command)
+    from stream.review_commands import register as register_review
+
+    register_review(app)  # feedback send|dataset|stats, review-store

@@ -106,12 +106,37 @@ class TopicSettings(BaseSettings):
     article: str = Field(default="textroute.article", pattern=TOPIC_PATTERN)
     routed: str = Field(default="textroute.routed", pattern=TOPIC_PATTERN)
     dead_letter: str = Field(default="textroute.dead-letter", pattern=TOPIC_PATTERN)
+    feedback: str = Field(
+        default="textroute.feedback",
+        pattern=TOPIC_PATTERN,
+        description="Reviewers' corrections (schemas.Feedback), keyed by message id.",
+    )
+    archive: str = Field(
+        default="textroute.archive",
+        pattern=TOPIC_PATTERN,
+        description="Routed messages with their model text (schemas.ArchivedMessage), keyed by "
+        "message id; compacted.",
+    )
+    shadow: str = Field(
+        default="textroute.shadow",
+        pattern=TOPIC_PATTERN,
+        description="Active and candidate predictions side by side (schemas.ShadowEvent).",
+    )
     partitions: int = Field(default=3, ge=1, description="Partitions of topics we create.")
     replication: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _distinct(self) -> TopicSettings:
-        names = [self.email, self.ticket, self.article, self.routed, self.dead_letter]
+        names = [
+            self.email,
+            self.ticket,
+            self.article,
+            self.routed,
+            self.dead_letter,
+            self.feedback,
+            self.archive,
+            self.shadow,
+        ]
         if len(set(names)) != len(names):
             raise ValueError(f"topic names must be distinct, got {names}")
         return self
@@ -130,7 +155,14 @@ class TopicSettings(BaseSettings):
 
     def all_topics(self) -> list[str]:
         """Every topic the stream reads or writes."""
-        return [*self.inbound(), self.routed, self.dead_letter]
+        return [
+            *self.inbound(),
+            self.routed,
+            self.dead_letter,
+            self.feedback,
+            self.archive,
+            self.shadow,
+        ]
 
     def as_env(self) -> dict[str, str]:
         """These settings as TEXTROUTE_TOPIC_* variables, e.g. for a worker subprocess."""
@@ -234,10 +266,50 @@ class WorkerSettings(BaseSettings):
     data_dir: Path = Field(
         default=Path.home() / ".textroute" / "faust", description="Faust's working directory."
     )
+    archive: bool = Field(
+        default=True,
+        description="Write each routed message (its model text and prediction) to the "
+        "archive topic, so reviewers' feedback can be joined with what the model read.",
+    )
+    shadow_classifier_dir: Path | None = Field(
+        default=None,
+        description="A candidate classifier run beside the active one on every message of the "
+        "default pipeline, never routed by: its predictions go to the shadow topic (a "
+        "pipelines file names its candidate with `shadow:`).",
+    )
+    review_store: bool = Field(
+        default=True,
+        description="Run the review store in this worker: read the archive and feedback "
+        "topics into an SQLite file (review_store_path) that `textroute feedback dataset` "
+        "reads. Off for extra replicas when one process keeps the store.",
+    )
+    review_store_path: Path | None = Field(
+        default=None, description="The review store's SQLite file; default DATA_DIR/review.sqlite."
+    )
+    archive_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Archived messages older than this are dropped from the review store "
+        "(feedback already joined keeps its text).",
+    )
+    feedback_wait_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long feedback for a message not yet archived is kept before it is "
+        "dead-lettered with reason unknown_message.",
+    )
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
 
-    @field_validator("rules_path", "ner_dir", "model_dir", "pipelines_path", mode="before")
+    @field_validator(
+        "rules_path",
+        "ner_dir",
+        "model_dir",
+        "pipelines_path",
+        "shadow_classifier_dir",
+        "review_store_path",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # Compose files pass `${VAR:-}`: an empty value means "not set", not the current dir.
@@ -255,6 +327,10 @@ class WorkerSettings(BaseSettings):
                 f"max_output_bytes ({self.max_output_bytes}): a dead letter must always fit"
             )
         return self
+
+    def review_store_file(self) -> Path:
+        """The review store's SQLite file."""
+        return self.review_store_path or self.data_dir / "review.sqlite"
 
     def model_dirs(self) -> tuple[Path, Path | None]:
         """The classifier and NER artifact directories: both `model_dir` when it is set."""

@@ -91,3 +91,12 @@ class DeliveryFailedError(StreamError):
 
 class BatchQueueFullError(BatchingError):
     """More items wait for a model than the batcher's bound allows; the caller should retry."""
+
+
+class ReviewStoreError(StreamError):
+    """The review store's SQLite file is missing, unreadable or of another layout version."""
+
+
+class FeedbackFileError(InputFileError):
+    """A file of reviewers' feedback given to `textroute feedback send` has a malformed row;
+    nothing of it is sent."""

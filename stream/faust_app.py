@@ -16,6 +16,7 @@ from stream.config import BrokerSettings, WorkerSettings
 from stream.errors import BrokerUnavailableError, DeliveryFailedError
 from stream.metrics import StreamMetrics
 from stream.processor import BatchProcessor, BatchResult, InboundRecord
+from stream.review_store import LabelsOf
 
 if TYPE_CHECKING:
     import faust
@@ -105,9 +106,9 @@ class RouterAgent:
         self.processor = processor
         self.executor = executor
         self.metrics = metrics
+        t = settings.topics
         self.outputs = {
-            name: _raw_topic(app, name)
-            for name in (settings.topics.routed, settings.topics.dead_letter)
+            name: _raw_topic(app, name) for name in (t.routed, t.dead_letter, t.archive, t.shadow)
         }
         #: (topic, partition) -> next offset to process, for the consumer-lag gauge.
         self.positions: dict[tuple[str, int], int] = {}
@@ -280,9 +281,14 @@ def create_app(
     metrics: StreamMetrics,
     *,
     reload: Callable[[], object] | None = None,
+    labels_of: LabelsOf | None = None,
 ) -> faust.App:
     """A faust app whose one agent routes the inbound topics; `reload()` (blocking) is run in
-    the executor every `reload_interval_s` to pick up new model versions."""
+    the executor every `reload_interval_s` to pick up new model versions.
+
+    With `settings.review_store` the app also runs the review service (stream.review_service)
+    as a task: it keeps the review store from the archive and feedback topics, under its own
+    consumer group; `labels_of(pipeline)` gives the labels feedback is checked against."""
     import faust
     import mode
 
@@ -337,5 +343,12 @@ def create_app(
             await asyncio.get_running_loop().run_in_executor(executor, reload)
 
         app.timer(interval=settings.reload_interval_s, name="model-reload")(reload_models)
+
+    if settings.review_store:
+        from stream.review_service import ReviewService
+
+        # A task of the app: started once the app runs, cancelled when it stops. It retries
+        # its own failures, so the routing never waits for it.
+        app.task(ReviewService(settings, metrics, labels_of=labels_of).run)
 
     return app

@@ -179,10 +179,13 @@ class ReloadingModels:
 
     def _load(self, slot: str, artifact_dir: Path) -> Any:
         """Load one artifact after checking that its task fits `slot`."""
+        # From the directory the path resolves to now: a model home's `current` link swapped
+        # during the load never mixes the files of two versions (stream.model_home).
+        target = artifact_dir.resolve()
         # The manifest on disk is checked first so a misplaced model is refused before the
         # minutes a large one takes to load; the loaded one again, as the file may change.
-        check_slot(slot, artifact_dir, read_manifest(artifact_dir, verify=False))
-        model = self._loader(artifact_dir)
+        check_slot(slot, artifact_dir, read_manifest(target, verify=False))
+        model = self._loader(target)
         check_slot(slot, artifact_dir, model.manifest)
         return model
 

@@ -62,6 +62,12 @@ class PipelineSpec(BaseModel):
         description="Attribute -> classifier whose top label the event carries, e.g. "
         "priority: ticket-priority.",
     )
+    shadow: Name | None = Field(
+        default=None,
+        description="A candidate classifier run beside `classifier` on the same texts, never "
+        "routed by: its predictions go to the shadow topic, to compare before promoting it. "
+        "Same task as the classifier.",
+    )
     rules: RoutingRules | Path = Field(
         description="Routing rules, inline or the path of a rules file (relative to this file)."
     )
@@ -97,6 +103,8 @@ class ResolvedPipeline:
     rules: RoutingRules
     text: TextOptions
     allow_unmapped_labels: bool
+    #: The shadow candidate's directory (PipelineSpec.shadow), or None.
+    shadow: Path | None = None
 
 
 def _default_kinds(name: str, spec: PipelineSpec) -> list[MessageKind]:
@@ -169,6 +177,7 @@ def parse_pipelines(text: str, *, source: str, base_dir: Path) -> list[ResolvedP
                 rules=rules,
                 text=spec.text,
                 allow_unmapped_labels=spec.allow_unmapped_labels,
+                shadow=model(spec.shadow, f"{key}.shadow") if spec.shadow else None,
             )
         )
     return resolved
@@ -211,9 +220,21 @@ def label_error(pipeline: ResolvedPipeline, manifest: ModelManifest) -> str | No
     return None
 
 
+def shadow_error(classifier: ModelManifest, candidate: ModelManifest) -> str | None:
+    """Why `candidate` cannot shadow `classifier` (a different task), or None when it can."""
+    if candidate.task is classifier.task:
+        return None
+    return (
+        f"the shadow candidate {candidate.name} {candidate.version} is a "
+        f"{candidate.task.value} model, but the classifier it shadows ({classifier.name}) is "
+        f"a {classifier.task.value} model; a shadow must do the classifier's task"
+    )
+
+
 def check_models(pipelines: list[ResolvedPipeline]) -> None:
-    """Every model directory holds a readable artifact fitting its slot, and every pipeline's
-    rules fit its classifier's labels; the first problem raises PipelineConfigError."""
+    """Every model directory holds a readable artifact fitting its slot, every pipeline's
+    rules fit its classifier's labels, and its shadow candidate (if any) does its classifier's
+    task; the first problem raises PipelineConfigError."""
     manifests: dict[Path, ModelManifest] = {}
 
     def manifest(path: Path, key: str) -> ModelManifest:
@@ -232,6 +253,8 @@ def check_models(pipelines: list[ResolvedPipeline]) -> None:
         if p.ner is not None:
             slots.append(("NER", p.ner, f"{key}.ner"))
         slots += [("attribute", d, f"{key}.attributes.{a}") for a, d in p.attributes.items()]
+        if p.shadow is not None:
+            slots.append(("classifier", p.shadow, f"{key}.shadow"))
         for slot, path, where in slots:
             try:
                 check_slot(slot, path, manifest(path, where))
@@ -248,3 +271,9 @@ def check_models(pipelines: list[ResolvedPipeline]) -> None:
         error = label_error(p, manifest(p.classifier, f"{key}.classifier"))
         if error:
             raise PipelineConfigError(error)
+        if p.shadow is not None:
+            error = shadow_error(
+                manifest(p.classifier, f"{key}.classifier"), manifest(p.shadow, f"{key}.shadow")
+            )
+            if error:
+                raise PipelineConfigError(f"{key}.shadow: {error}")

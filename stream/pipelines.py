@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import structlog
+
 from schemas.artifact import read_manifest
 from schemas.events import DeadLetterReason, ModelText
 from schemas.messages import TEXT_SEPARATOR, EmailMessage, InboundMessage, MessageKind
-from stream.errors import PipelineConfigError, RecordRejectedError
-from stream.metrics import StreamMetrics
+from stream.errors import ModelSlotError, PipelineConfigError, RecordRejectedError
+from stream.metrics import StreamMetrics, training_label_share
 from stream.model_set import Classifier, ModelSet
-from stream.models import Loader, ReloadingModels
-from stream.pipeline_config import ResolvedPipeline, TextOptions, check_models, label_error
+from stream.models import Loader, ReloadingModels, Validator
+from stream.pipeline_config import (
+    ResolvedPipeline,
+    TextOptions,
+    check_models,
+    classes_of,
+    label_error,
+    shadow_error,
+)
 from stream.routing import LanguageGuess, Router
+
+log = structlog.get_logger(__name__)
 
 #: The language of a text among candidate languages (None: any); inference.detect_language
 #: in production.
@@ -56,19 +68,25 @@ class SharedLoader:
     def __init__(self, loader: Loader) -> None:
         self._loader = loader
         self._lock = threading.Lock()
-        self._cache: dict[Path, tuple[str, Any]] = {}
+        # Weak: a model is dropped once no pipeline holds it, e.g. the version a model home's
+        # `current` pointed at before a promotion (each version is a directory of its own).
+        self._cache: weakref.WeakValueDictionary[Path, Any] = weakref.WeakValueDictionary()
+        self._pinned: dict[Path, Any] = {}  # models that take no weak reference
 
     def __call__(self, artifact_dir: Path) -> Any:
+        # Loaded from the resolved directory: a `current` link swapped during the load never
+        # mixes the files of two versions.
         key = artifact_dir.resolve()
         with self._lock:
             version = read_manifest(key, verify=False).version
-            hit = self._cache.get(key)
-            if hit is not None and hit[0] == version:
-                return hit[1]
-            model = self._loader(artifact_dir)
-            # Only the newest version of a directory is kept: an old one is dropped once no
-            # pipeline holds it.
-            self._cache[key] = (model.manifest.version, model)
+            hit = self._cache.get(key, self._pinned.get(key))
+            if hit is not None and hit.manifest.version == version:
+                return hit
+            model = self._loader(key)
+            try:
+                self._cache[key] = model
+            except TypeError:
+                self._pinned[key] = model
             return model
 
 
@@ -129,10 +147,16 @@ class Pipeline:
     text: TextOptions = field(default_factory=TextOptions)
     email_text: EmailText = field(default_factory=lambda: InferenceEmailText())
     detect_language: LanguageDetector = field(default_factory=lambda: detect_language)
+    #: A candidate classifier (reloaded live) run beside the classifier, never routed by.
+    shadow: Callable[[], ModelSet] | None = None
 
     def attribute_models(self) -> dict[str, Classifier]:
         """Attribute name -> the classifier in use now."""
         return {name: models().classifier for name, models in self.attributes.items()}
+
+    def shadow_classifier(self) -> Classifier | None:
+        """The shadow candidate in use now, or None when the pipeline has none."""
+        return self.shadow().classifier if self.shadow is not None else None
 
     def prepare(self, message: InboundMessage) -> PreparedText:
         """The text the models read (cleaned as the pipeline says), its fingerprint and its
@@ -174,6 +198,9 @@ class Pipelines:
         self,
         pipelines: Sequence[Pipeline],
         reloaders: Sequence[tuple[str, ReloadingModels]] = (),
+        *,
+        shadows: Sequence[tuple[str, ReloadingModels]] = (),
+        metrics: StreamMetrics | None = None,
     ) -> None:
         self._pipelines = list(pipelines)
         self._by_kind: dict[MessageKind, Pipeline] = {}
@@ -186,6 +213,10 @@ class Pipelines:
                     )
                 self._by_kind[kind] = pipeline
         self._reloaders = list(reloaders)
+        #: Shadow candidates' reloaders, by pipeline: checked after the routing models, and
+        #: whatever happens to them never touches those.
+        self._shadows = list(shadows)
+        self._metrics = metrics
 
     @classmethod
     def single(cls, models: Callable[[], ModelSet], router: Router) -> Pipelines:
@@ -195,21 +226,51 @@ class Pipelines:
     def __iter__(self) -> Iterator[Pipeline]:
         return iter(self._pipelines)
 
+    def labels_of(self, name: str) -> frozenset[str] | None:
+        """The classes of pipeline `name`'s classifier in use now (None: no such pipeline):
+        what reviewers' feedback on its messages is checked against."""
+        for pipeline in self._pipelines:
+            if pipeline.name == name:
+                return frozenset(classes_of(pipeline.models().classifier.manifest))
+        return None
+
     def for_kind(self, kind: MessageKind) -> Pipeline | None:
         """The pipeline routing `kind`, or None when none does."""
         return self._by_kind.get(kind)
 
     def check_for_update(self) -> list[str]:
-        """Reload changed models of every pipeline; the slots reloaded, as pipeline/role."""
-        return [f"{name}/{role}" for name, r in self._reloaders for role in r.check_for_update()]
+        """Reload changed models of every pipeline; the slots reloaded, as pipeline/role
+        (a shadow candidate's as pipeline/shadow/classifier)."""
+        reloaded = [
+            f"{name}/{role}" for name, r in self._reloaders for role in r.check_for_update()
+        ]
+        for pipeline, r in self._shadows:
+            try:
+                roles = r.check_for_update()
+            except Exception as exc:
+                # ReloadingModels never raises; should it ever, the candidate stays as it was.
+                log.error(
+                    "shadow.reload_failed",
+                    pipeline=pipeline,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                if self._metrics is not None:
+                    self._metrics.shadow_failures.labels(pipeline=pipeline).inc()
+                continue
+            reloaded += [f"{pipeline}/shadow/{role}" for role in roles]
+        return reloaded
 
     def versions(self) -> dict[str, str]:
-        """pipeline/role -> version of the loaded models."""
-        return {
+        """pipeline/role -> version of the loaded models (pipeline/shadow/classifier for a
+        shadow candidate)."""
+        out = {
             f"{name}/{role}": version
             for name, r in self._reloaders
             for role, version in r.versions().items()
         }
+        for pipeline, r in self._shadows:
+            out.update({f"{pipeline}/shadow/{role}": v for role, v in r.versions().items()})
+        return out
 
 
 def _rules_fit(pipeline: ResolvedPipeline) -> Callable[[ModelSet], None]:
@@ -219,6 +280,64 @@ def _rules_fit(pipeline: ResolvedPipeline) -> Callable[[ModelSet], None]:
             raise PipelineConfigError(error)
 
     return check
+
+
+def publish_label_share(
+    check: Validator | None, metrics: StreamMetrics | None, pipeline: str
+) -> Validator | None:
+    """`check`, then (once it passed) the training label shares of the classifier about to
+    be used published as textroute_training_label_share: at start and at every reload."""
+    if metrics is None:
+        return check
+
+    def validate(models: ModelSet) -> None:
+        if check is not None:
+            check(models)
+        try:
+            shares = training_label_share(models.classifier.manifest)
+        except Exception as exc:
+            # A gauge must never refuse a model.
+            log.warning("metrics.label_share_failed", pipeline=pipeline, error=str(exc))
+            return
+        metrics.set_training_label_share(pipeline, shares)
+
+    return validate
+
+
+def shadow_fits(active: Callable[[], ModelSet], where: str) -> Validator:
+    """A shadow candidate's check, at start and at reload: it does the task of the classifier
+    it shadows (the one in use then). `where` names the setting, e.g. pipelines.ticket.shadow."""
+
+    def check(models: ModelSet) -> None:
+        error = shadow_error(active().classifier.manifest, models.classifier.manifest)
+        if error:
+            raise PipelineConfigError(f"{where}: {error}")
+
+    return check
+
+
+def shadow_models(
+    artifact_dir: Path,
+    active: Callable[[], ModelSet],
+    loader: Loader,
+    *,
+    where: str,
+    role_prefix: str,
+    metrics: StreamMetrics | None = None,
+) -> ReloadingModels:
+    """A pipeline's shadow candidate, loaded (checked against the classifier slot and the
+    active classifier's task) and reloaded live like its other models."""
+    try:
+        return ReloadingModels(
+            artifact_dir,
+            None,
+            loader,
+            validate=shadow_fits(active, where),
+            metrics=metrics,
+            role_prefix=role_prefix,
+        )
+    except ModelSlotError as exc:
+        raise ModelSlotError(f"{where}: {exc}") from exc
 
 
 def build_pipelines(
@@ -233,12 +352,13 @@ def build_pipelines(
     shared = SharedLoader(loader)
     pipelines: list[Pipeline] = []
     reloaders: list[tuple[str, ReloadingModels]] = []
+    shadows: list[tuple[str, ReloadingModels]] = []
     for spec in resolved:
         models = ReloadingModels(
             spec.classifier,
             spec.ner,
             shared,
-            validate=_rules_fit(spec),
+            validate=publish_label_share(_rules_fit(spec), metrics, spec.name),
             metrics=metrics,
             role_prefix=f"{spec.name}/",
         )
@@ -255,6 +375,19 @@ def build_pipelines(
             )
             reloaders.append((f"{spec.name}/{attr}", attribute))
             attributes[attr] = attribute
+        shadow = None
+        if spec.shadow is not None:
+            # Through the shared loader: a candidate that is another pipeline's classifier
+            # is loaded once.
+            shadow = shadow_models(
+                spec.shadow,
+                models,
+                shared,
+                where=f"pipelines.{spec.name}.shadow",
+                role_prefix=f"{spec.name}/shadow/",
+                metrics=metrics,
+            )
+            shadows.append((spec.name, shadow))
         pipelines.append(
             Pipeline(
                 name=spec.name,
@@ -263,6 +396,7 @@ def build_pipelines(
                 router=Router(spec.rules),
                 attributes=attributes,
                 text=spec.text,
+                shadow=shadow,
             )
         )
-    return Pipelines(pipelines, reloaders)
+    return Pipelines(pipelines, reloaders, shadows=shadows, metrics=metrics)

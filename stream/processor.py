@@ -8,7 +8,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import NamedTuple
 
@@ -23,6 +23,7 @@ from schemas.events import (
     RoutingEvent,
     SourceRef,
 )
+from schemas.feedback import ArchivedMessage, ShadowEvent, ShadowPrediction
 from schemas.messages import (
     MAX_ID_LENGTH,
     MESSAGE_TYPES,
@@ -33,6 +34,7 @@ from schemas.messages import (
 from stream._pydantic import summarize_validation_error
 from stream.config import TopicSettings, WorkerSettings
 from stream.errors import RecordRejectedError
+from stream.metrics import StreamMetrics
 from stream.model_set import (
     Classifier,
     Failed,
@@ -95,12 +97,40 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Companion:
+    """A record produced beside a routing event, in the same batch: the message's archive
+    record or its shadow pair, encoded and within max_output_bytes."""
+
+    message: ArchivedMessage | ShadowEvent
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True)
 class Output:
-    """The one output of one input record, encoded for Kafka inside that record's guard."""
+    """The output of one input record, encoded for Kafka inside that record's guard: its
+    routing event or dead letter, and with an event its archive record and shadow pair when
+    the worker writes them (never with a dead letter)."""
 
     message: RoutingEvent | DeadLetter
     key: bytes
     value: bytes
+    archive: Companion | None = None
+    shadow: Companion | None = None
+
+    def records(self, topics: TopicSettings) -> list[OutboundRecord]:
+        """The records to produce for this input, in order: the archive record, the event
+        (or dead letter), the shadow pair. All are produced and acknowledged before the input
+        is acked, so none is lost to a crash."""
+        if isinstance(self.message, DeadLetter):
+            return [OutboundRecord(topics.dead_letter, self.key, self.value)]
+        out = []
+        if self.archive is not None:
+            out.append(OutboundRecord(topics.archive, self.archive.key, self.archive.value))
+        out.append(OutboundRecord(topics.routed, self.key, self.value))
+        if self.shadow is not None:
+            out.append(OutboundRecord(topics.shadow, self.shadow.key, self.shadow.value))
+        return out
 
 
 @dataclass
@@ -112,6 +142,8 @@ class BatchResult:
     kinds: list[MessageKind | None] = field(default_factory=list)
     classify_s: float = 0.0
     ner_s: float = 0.0
+    #: Seconds of the shadow candidates' calls (0 when none ran).
+    shadow_s: float = 0.0
 
     @property
     def events(self) -> list[RoutingEvent]:
@@ -123,17 +155,29 @@ class BatchResult:
         """The dead letters, in input order."""
         return [o.message for o in self.outputs if isinstance(o.message, DeadLetter)]
 
-    def outbound(self, topics: TopicSettings) -> list[OutboundRecord]:
-        """Records to produce: events keyed by message id so consumers can de-duplicate, dead
-        letters by message id or record coordinates."""
+    @property
+    def archived(self) -> list[ArchivedMessage]:
+        """The archive records, in input order."""
         return [
-            OutboundRecord(
-                topics.routed if isinstance(o.message, RoutingEvent) else topics.dead_letter,
-                o.key,
-                o.value,
-            )
+            o.archive.message
             for o in self.outputs
+            if o.archive is not None and isinstance(o.archive.message, ArchivedMessage)
         ]
+
+    @property
+    def shadows(self) -> list[ShadowEvent]:
+        """The shadow pairs, in input order."""
+        return [
+            o.shadow.message
+            for o in self.outputs
+            if o.shadow is not None and isinstance(o.shadow.message, ShadowEvent)
+        ]
+
+    def outbound(self, topics: TopicSettings) -> list[OutboundRecord]:
+        """Records to produce, each input's in order (see Output.records): events, archive
+        records and shadow pairs keyed by message id so consumers can de-duplicate, dead
+        letters by message id or record coordinates."""
+        return [record for o in self.outputs for record in o.records(topics)]
 
 
 def dead_letter_key(dead: DeadLetter) -> bytes:
@@ -178,12 +222,31 @@ def _model_ref(model: Model) -> ModelRef:
     return ModelRef(name=manifest.name, version=manifest.version, backend=model.backend_name)
 
 
+def sent_to_review(event: RoutingEvent) -> bool:
+    """Whether the router sent the message to human review (a `review:` rule's route)."""
+    return any(target.rule.startswith("review:") for target in event.routes)
+
+
+class _Routed(NamedTuple):
+    """A record that got a routing event: what its shadow pair is built from."""
+
+    item: _Valid
+    classification: Classification
+    event: RoutingEvent
+
+
 class BatchProcessor:
     """Turn a batch of inbound records into routing events and dead letters.
 
     Blocking and CPU-bound: the faust agent runs it in an executor. Never raises for one bad
     record; every input record yields exactly one output (event or dead letter), encoded and
     within Limits.max_output_bytes.
+
+    With `archive`, each event comes with its archive record (ArchivedMessage: the text the
+    classifier read and its prediction); a pipeline with a shadow candidate adds its shadow
+    pair (ShadowEvent). Neither ever changes an event: one that cannot be built or is too
+    large is left out, logged and counted, and the event still goes. With `metrics`, the drift
+    metrics of every routed message and the shadow counts are recorded here.
     """
 
     def __init__(
@@ -194,11 +257,15 @@ class BatchProcessor:
         *,
         parallel_models: bool = False,
         clock: Callable[[], datetime] = _utcnow,
+        archive: bool = False,
+        metrics: StreamMetrics | None = None,
     ) -> None:
         self._pipelines = pipelines
         self._inbound = topics.inbound()
         self._limits = limits or Limits()
         self._clock = clock
+        self._archive = archive
+        self._metrics = metrics
         self._ner_pool = (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner") if parallel_models else None
         )
@@ -213,6 +280,8 @@ class BatchProcessor:
         *,
         parallel_models: bool = False,
         clock: Callable[[], datetime] = _utcnow,
+        archive: bool = False,
+        metrics: StreamMetrics | None = None,
     ) -> BatchProcessor:
         """A processor with one pipeline (these models and rules) for every kind."""
         return cls(
@@ -221,6 +290,8 @@ class BatchProcessor:
             limits,
             parallel_models=parallel_models,
             clock=clock,
+            archive=archive,
+            metrics=metrics,
         )
 
     def close(self) -> None:
@@ -344,6 +415,7 @@ class BatchProcessor:
                 error: Exception = failure or RuntimeError("the batch produced no output for it")
                 outputs[i] = self._unexpected(record, messages[i], error)
         result.outputs = [o for o in outputs if o is not None]
+        self._observe(result)
         return result
 
     def _route(
@@ -388,6 +460,7 @@ class BatchProcessor:
         )
         result.classify_s, result.ner_s = inferred.classify_s, inferred.ner_s
         attributes = self._attributes(groups)
+        routed: list[_Routed] = []
         for models, group, outcomes in zip(model_sets, groups, inferred.outcomes, strict=True):
             # A joint model is in both roles, so its events name it as classifier and as NER.
             refs = (_model_ref(models.classifier), _model_ref(models.ner) if models.ner else None)
@@ -401,7 +474,15 @@ class BatchProcessor:
                     continue
                 assert not isinstance(outcome, Failed)
                 labels = {k: v for k, v in attrs.items() if isinstance(v, LabelScore)}
-                outputs[item.position] = self._emit(item, *outcome, refs, labels)
+                out = self._emit(item, *outcome, refs, labels)
+                outputs[item.position] = out
+                if isinstance(out.message, RoutingEvent):
+                    routed.append(_Routed(item, outcome[0], out.message))
+        # Every event is final before a shadow runs: a candidate only adds records beside them.
+        try:
+            self._shadow(routed, outputs, result)
+        except Exception as exc:
+            log.error("shadow.batch_failed", error=_describe(exc), size=len(routed))
 
     def _prepare(self, position: int, record: InboundRecord, message: InboundMessage) -> _Valid:
         """The record with its pipeline and the text that pipeline's models read."""
@@ -479,7 +560,166 @@ class BatchProcessor:
                 "(TEXTROUTE_WORKER_MAX_OUTPUT_BYTES)",
                 message_id=item.message.id,
             )
-        return Output(event, key, value)
+        archive = self._archived(item, classification, event) if self._archive else None
+        return Output(event, key, value, archive=archive)
+
+    def _archived(
+        self, item: _Valid, classification: Classification, event: RoutingEvent
+    ) -> Companion | None:
+        """The event's archive record, encoded; None (logged and counted) when it cannot be
+        built or is over max_output_bytes: losing it must never cost the event."""
+        reason = "output_too_large"
+        try:
+            archived = ArchivedMessage(
+                message_id=event.message_id,
+                kind=event.kind,
+                pipeline=event.pipeline,
+                text=item.prepared.text,
+                category=event.category,
+                confidence=event.confidence,
+                # A multi-label model's labels; empty for one label per text (then `category`).
+                labels=[ls.label for ls in classification.labels]
+                if classification.labels is not None
+                else [],
+                route=event.route,
+                review=sent_to_review(event),
+                classifier=event.classifier,
+                routed_at=event.routed_at,
+                source=event.source,
+            )
+            key = event.message_id.encode("utf-8")
+            value = archived.model_dump_json().encode("utf-8")
+            size = len(key) + len(value)
+            if size <= self._limits.max_output_bytes:
+                return Companion(archived, key, value)
+            detail = (
+                f"{size} bytes (key + value, {len(archived.text)} characters of text), over "
+                f"the {self._limits.max_output_bytes} limit (TEXTROUTE_WORKER_MAX_OUTPUT_BYTES)"
+            )
+        except Exception as exc:
+            reason, detail = "unexpected_error", f"{type(exc).__name__}: {_describe(exc)}"
+        log.warning(
+            "archive.dropped",
+            message_id=event.message_id,
+            pipeline=event.pipeline,
+            reason=reason,
+            detail=detail,
+        )
+        if self._metrics is not None:
+            self._metrics.archive_dropped.labels(reason=reason).inc()
+        return None
+
+    def _shadow(
+        self, routed: list[_Routed], outputs: list[Output | None], result: BatchResult
+    ) -> None:
+        """Add each routed message's shadow pair to its output: every shadow candidate runs
+        once over the texts of every pipeline it shadows. Never raises and never touches an
+        event: a failing candidate (or a record that cannot be built) only leaves messages
+        without their pair, logged and counted."""
+        calls: dict[int, tuple[Classifier, list[_Routed]]] = {}
+        for entry in routed:
+            try:
+                candidate = entry.item.pipeline.shadow_classifier()
+            except Exception as exc:
+                self._shadow_failed([entry], f"the candidate is unavailable: {_describe(exc)}")
+                continue
+            if candidate is not None:
+                calls.setdefault(id(candidate), (candidate, []))[1].append(entry)
+        for candidate, entries in calls.values():
+            try:
+                results, seconds = call_isolating_failures(
+                    candidate.classify, [entry.item.text for entry in entries]
+                )
+                result.shadow_s += seconds
+                ref = _model_ref(candidate)
+            except Exception as exc:
+                self._shadow_failed(entries, f"{type(exc).__name__}: {_describe(exc)}")
+                continue
+            for entry, answer in zip(entries, results, strict=True):
+                if not isinstance(answer, Classification):
+                    self._shadow_failed([entry], f"{answer.reason}: {answer.message}")
+                    continue
+                try:
+                    pair = self._shadow_pair(entry, answer, ref)
+                except Exception as exc:
+                    self._shadow_failed([entry], f"{type(exc).__name__}: {_describe(exc)}")
+                    continue
+                if pair is None:
+                    continue
+                position = entry.item.position
+                out = outputs[position]
+                if out is not None and out.message is entry.event:
+                    outputs[position] = replace(out, shadow=pair)
+                    if self._metrics is not None:
+                        agree = _agree(entry.classification, answer)
+                        self._metrics.shadow_predictions.labels(
+                            pipeline=entry.event.pipeline, agree="true" if agree else "false"
+                        ).inc()
+
+    def _shadow_pair(
+        self, entry: _Routed, answer: Classification, candidate: ModelRef
+    ) -> Companion | None:
+        """The shadow pair of one routed message, encoded; None (counted) when too large."""
+        event, active = entry.event, entry.classification
+        pair = ShadowEvent(
+            message_id=event.message_id,
+            kind=event.kind,
+            pipeline=event.pipeline,
+            active=ShadowPrediction(
+                model=event.classifier,
+                category=event.category,
+                confidence=event.confidence,
+                labels=event.labels,
+            ),
+            candidate=ShadowPrediction(
+                model=candidate,
+                category=answer.label,
+                confidence=answer.score,
+                labels=answer.labels
+                if answer.labels is not None
+                else [LabelScore(label=answer.label, score=answer.score)],
+            ),
+            agree=_agree(active, answer),
+            routed_at=event.routed_at,
+        )
+        key = event.message_id.encode("utf-8")
+        value = pair.model_dump_json().encode("utf-8")
+        if len(key) + len(value) > self._limits.max_output_bytes:
+            self._shadow_failed(
+                [entry],
+                f"the shadow record is {len(key) + len(value)} bytes, over the "
+                f"{self._limits.max_output_bytes} limit (TEXTROUTE_WORKER_MAX_OUTPUT_BYTES)",
+            )
+            return None
+        return Companion(pair, key, value)
+
+    def _shadow_failed(self, entries: Sequence[_Routed], error: str) -> None:
+        """Count and log messages left without a shadow pair; their events are untouched."""
+        by_pipeline: dict[str, int] = {}
+        for entry in entries:
+            by_pipeline[entry.event.pipeline] = by_pipeline.get(entry.event.pipeline, 0) + 1
+        for pipeline, n in by_pipeline.items():
+            log.warning("shadow.failed", pipeline=pipeline, messages=n, error=error[:1024])
+            if self._metrics is not None:
+                self._metrics.shadow_failures.labels(pipeline=pipeline).inc(n)
+
+    def _observe(self, result: BatchResult) -> None:
+        """The drift metrics of every routed message: confidence, labels, review, count.
+        A metrics failure is logged, never raised: it must not cost the batch."""
+        m = self._metrics
+        if m is None:
+            return
+        try:
+            for event in result.events:
+                pipeline = event.pipeline
+                m.routed_by_pipeline.labels(pipeline=pipeline).inc()
+                m.prediction_confidence.labels(pipeline=pipeline).observe(event.confidence)
+                for ls in event.labels:
+                    m.predicted_labels.labels(pipeline=pipeline, label=ls.label).inc()
+                if sent_to_review(event):
+                    m.review.labels(pipeline=pipeline).inc()
+        except Exception as exc:
+            log.error("metrics.failed", error=_describe(exc))
 
     def _event(
         self,
@@ -596,6 +836,19 @@ class BatchProcessor:
             f"{_where(item.pipeline, role)}: {failure.message}",
             message_id=item.message.id,
         )
+
+
+def _agree(active: Classification, candidate: Classification) -> bool:
+    """Same top label; for a multi-label model, the same set of labels given."""
+    if active.labels is None and candidate.labels is None:
+        return active.label == candidate.label
+    return _label_set(active) == _label_set(candidate)
+
+
+def _label_set(classification: Classification) -> set[str]:
+    if classification.labels is None:
+        return {classification.label}
+    return {ls.label for ls in classification.labels}
 
 
 def _where(pipeline: Pipeline, role: str) -> str:

@@ -57,8 +57,11 @@ def topic_limits(
     inbound = str(max_message_bytes + RECORD_OVERHEAD_BYTES)
     outbound = str(max_output_bytes + RECORD_OVERHEAD_BYTES)
     limits = {name: {"max.message.bytes": inbound} for name in topics.inbound()}
-    for name in (topics.routed, topics.dead_letter):
+    for name in (topics.routed, topics.dead_letter, topics.shadow, topics.feedback):
         limits[name] = {"max.message.bytes": outbound}
+    # One record per message id is all the join needs: compaction keeps the newest, and the
+    # review store's retention bounds how long it is read back.
+    limits[topics.archive] = {"max.message.bytes": outbound, "cleanup.policy": "compact"}
     return limits
 
 

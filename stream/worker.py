@@ -16,7 +16,15 @@ from stream.metrics import StreamMetrics
 from stream.model_set import ModelSet
 from stream.models import Loader, ModelDirs, ReloadingModels, inference_loader
 from stream.pipeline_config import classes_of, load_pipelines
-from stream.pipelines import DEFAULT_PIPELINE, Pipeline, Pipelines, build_pipelines
+from stream.pipelines import (
+    DEFAULT_PIPELINE,
+    Pipeline,
+    Pipelines,
+    SharedLoader,
+    build_pipelines,
+    publish_label_share,
+    shadow_models,
+)
 from stream.processor import BatchProcessor, Limits
 from stream.routing import Router, RoutingRules, load_rules
 
@@ -69,32 +77,60 @@ def build_worker(settings: WorkerSettings, *, loader: Loader | None = None) -> B
         settings.topics,
         Limits.from_settings(settings),
         parallel_models=settings.parallel_models,
+        archive=settings.archive,
+        metrics=metrics,
     )
     # One thread: batches are processed one at a time, and a model reload (run on the same
     # executor) never overlaps a batch.
     executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
-    app = create_app(settings, processor, executor, metrics, reload=pipelines.check_for_update)
+    app = create_app(
+        settings,
+        processor,
+        executor,
+        metrics,
+        reload=pipelines.check_for_update,
+        labels_of=pipelines.labels_of,
+    )
     return BuiltWorker(app, pipelines, metrics, processor, executor)
 
 
 def _single_pipeline(
     settings: WorkerSettings, loader: Loader | None, metrics: StreamMetrics
 ) -> Pipelines:
-    """Today's settings (one rules file, a classifier and an NER model) as one pipeline for
-    every kind."""
+    """Today's settings (one rules file, a classifier and an NER model, and optionally a
+    shadow candidate) as one pipeline for every kind."""
     rules = load_rules(settings.rules_path)
     dirs = ModelDirs.of(*settings.model_dirs())
     # Cores are split only between two models running side by side.
     split = settings.parallel_models and dirs.two_models
+    load = loader or inference_loader(split_cores=split)
+    shadow_dir = settings.shadow_classifier_dir
+    if shadow_dir is not None:
+        # A candidate in the classifier's (or NER model's) directory is loaded once.
+        load = SharedLoader(load)
     models = ReloadingModels(
         dirs.classifier,
         dirs.ner,
-        loader or inference_loader(split_cores=split),
-        validate=_label_check(rules),
+        load,
+        validate=publish_label_share(_label_check(rules), metrics, DEFAULT_PIPELINE),
         metrics=metrics,
     )
-    pipeline = Pipeline(DEFAULT_PIPELINE, tuple(MessageKind), models, Router(rules))
-    return Pipelines([pipeline], reloaders=[(DEFAULT_PIPELINE, models)])
+    shadows = []
+    shadow = None
+    if shadow_dir is not None:
+        shadow = shadow_models(
+            shadow_dir,
+            models,
+            load,
+            where="TEXTROUTE_WORKER_SHADOW_CLASSIFIER_DIR",
+            role_prefix="shadow/",
+            metrics=metrics,
+        )
+        shadows.append((DEFAULT_PIPELINE, shadow))
+    pipeline = Pipeline(DEFAULT_PIPELINE, tuple(MessageKind), models, Router(rules), shadow=shadow)
+    return Pipelines(
+        [pipeline], reloaders=[(DEFAULT_PIPELINE, models)], shadows=shadows, metrics=metrics
+    )
 
 
 def run_worker(settings: WorkerSettings, *, loader: Loader | None = None) -> None:
@@ -112,6 +148,8 @@ def run_worker(settings: WorkerSettings, *, loader: Loader | None = None) -> Non
         inbound=list(settings.topics.inbound()),
         routed=settings.topics.routed,
         dead_letter=settings.topics.dead_letter,
+        archive=settings.topics.archive if settings.archive else None,
+        shadow=settings.topics.shadow if any(p.shadow for p in built.models) else None,
         batch_size=settings.batch_size,
         batch_wait_s=settings.batch_wait_s,
         models=built.models.versions(),

@@ -34,6 +34,7 @@ CLASSIFY_HP = {"learning_rate": 1e-4, "layer_decay": 0.9, "epochs": 4.0, "min_st
 @train_app.command("classify")
 @with_hyperparameters(include=("label_smoothing",), **flag_defaults(**CLASSIFY_HP))
 def classify_command(
+    ctx: typer.Context,
     data: Annotated[
         str, typer.Argument(help="Training data: CSV/TSV/JSONL/parquet file or Hub dataset name.")
     ],
@@ -107,11 +108,42 @@ def classify_command(
         ),
     ] = True,
     resume: Annotated[bool, Opt(help="Resume from the last checkpoint in the work dir.")] = False,
+    init_from: Annotated[
+        Path | None,
+        Opt(
+            "--init-from",
+            help="Continue from this classification artifact (e.g. the deployed model): its "
+            "encoder and head are the starting weights, its labels and their order are kept "
+            "(an unknown label in DATA is an error); its base model, pooling, --max-length, "
+            "text columns and name are the defaults.",
+        ),
+    ] = None,
+    replay: Annotated[
+        str | None,
+        Opt(
+            "--replay",
+            help="With --init-from: earlier training data to mix in (read with DATA's columns) "
+            "so the model does not forget; default: the parent's training data.",
+        ),
+    ] = None,
+    replay_rows: Annotated[
+        int | None,
+        Opt(
+            "--replay-rows",
+            min=0,
+            help="With --init-from: replay rows sampled (--seed); default 4 x the rows of DATA, "
+            "capped by the replay data; 0: no replay.",
+        ),
+    ] = None,
 ) -> None:
-    """Fine-tune a sequence (or sentence-pair) classifier and write its artifact."""
+    """Fine-tune a sequence (or sentence-pair) classifier and write its artifact.
+
+    With --init-from ARTIFACT, continue from a trained classifier instead (retraining on
+    reviewed rows): DATA's rows plus a replay sample of earlier data, the manifest's lineage
+    naming the parent."""
     from training.pipelines.classification import ClassifyConfig, train_classifier
 
-    cfg = ClassifyConfig(
+    settings: dict[str, Any] = dict(
         data=data,
         split=split,
         eval_data=eval_data,
@@ -136,7 +168,23 @@ def classify_command(
         class_weight=class_weight,  # pydantic checks the value
         metric=metric,
         hp=hp,
+        init_from=init_from,
+        replay=replay,
+        replay_rows=replay_rows,
     )
+    if init_from is not None:
+        # What the user left at its default follows the parent (the pipeline fills in what the
+        # settings do not set).
+        if not text_column:
+            del settings["text_columns"]
+        if pair_column is None:
+            del settings["pair_column"]
+        for option in ("name", "pooling", "base_model"):
+            if not _given(ctx, option):
+                del settings[option]
+        if not _given(ctx, "max_length"):
+            settings["hp"] = hp.model_validate(hp.model_dump(exclude={"max_length"}))
+    cfg = ClassifyConfig(**settings)
     manifest = train_classifier(cfg)
     print_summary(manifest.metrics, title=f"{manifest.name} {manifest.version} -> {output}")
 
@@ -198,6 +246,13 @@ def lexical_command(
     )
     if found.task is not TaskKind.CLASSIFY_AND_TAG:  # its metrics hold both tasks
         print_summary(manifest.metrics, title=f"{manifest.name} {manifest.version} -> {model}")
+
+
+def _given(ctx: typer.Context | None, option: str) -> bool:
+    """Whether the user set `option` (on the command line or through its env var), rather
+    than leaving its default."""
+    source = ctx.get_parameter_source(option) if ctx is not None else None
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def print_summary(metrics: dict[str, Any], *, title: str) -> None:

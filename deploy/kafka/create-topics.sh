@@ -29,7 +29,11 @@ inbound_topics=(
 output_topics=(
   "${TEXTROUTE_TOPIC_ROUTED:-textroute.routed}"
   "${TEXTROUTE_TOPIC_DEAD_LETTER:-textroute.dead-letter}"
+  "${TEXTROUTE_TOPIC_SHADOW:-textroute.shadow}"
+  "${TEXTROUTE_TOPIC_FEEDBACK:-textroute.feedback}"
 )
+# Routed messages with their model text, keyed by message id: compaction keeps the newest.
+archive_topic="${TEXTROUTE_TOPIC_ARCHIVE:-textroute.archive}"
 
 log() { echo "topic-init: $*" >&2; }
 
@@ -47,12 +51,12 @@ current_partitions() {
 }
 
 ensure_topic() {
-  local name="$1" wanted="$2" max_bytes="$3" try have
+  local name="$1" wanted="$2" max_bytes="$3" extra=("${@:4}") try have
   for ((try = 1; try <= attempts; try++)); do
     # Fails until `replication` brokers are up, so a cluster that is still starting is waited for.
     if topics_cmd --create --if-not-exists --topic "$name" --partitions "$wanted" \
       --replication-factor "$replication" --config "min.insync.replicas=$min_isr" \
-      --config "max.message.bytes=$max_bytes"; then
+      --config "max.message.bytes=$max_bytes" "${extra[@]}"; then
       have="$(current_partitions "$name")"
       if [[ -n "$have" && "$have" -lt "$wanted" ]]; then
         log "$name has $have partitions, growing it to $wanted"
@@ -74,4 +78,5 @@ done
 for topic in "${output_topics[@]}"; do
   ensure_topic "$topic" "$partitions" "$output_bytes"
 done
+ensure_topic "$archive_topic" "$partitions" "$output_bytes" --config "cleanup.policy=compact"
 log "all topics ready"

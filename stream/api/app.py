@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Request, Security
+from fastapi import APIRouter, Body, Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from schemas.feedback import Feedback
 from stream.api._items import work_items
 from stream.api._middleware import (
     ApiKeyMiddleware,
@@ -25,7 +26,9 @@ from stream.api.errors import (
     ApiError,
     InvalidJsonError,
     InvalidRequestError,
+    TooManyItemsError,
 )
+from stream.api.feedback import FeedbackSink
 from stream.api.metrics import ApiMetrics
 from stream.api.payloads import (
     ClassifyResponse,
@@ -33,6 +36,7 @@ from stream.api.payloads import (
     EntitiesResponse,
     EntitiesResult,
     ErrorBody,
+    FeedbackAccepted,
     ItemErrorInfo,
     ItemRef,
     PredictRequest,
@@ -55,7 +59,8 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         422: "The JSON does not match the schema, or an item is empty or too long.",
         503: "The models are loading or failed to load (not_ready), too many requests are in "
         "progress (overloaded), or too many items wait for the model (queue_full); retry "
-        "after Retry-After seconds.",
+        "after Retry-After seconds. Feedback: the server takes none (feedback_disabled) or "
+        "the broker did not acknowledge it (broker_unavailable).",
         504: "The request was not answered within TEXTROUTE_API_REQUEST_TIMEOUT_S.",
     }.items()
 }
@@ -190,7 +195,31 @@ def _results(
     return out
 
 
-def _v1_router(settings: ApiSettings, service: ModelService, metrics: ApiMetrics) -> APIRouter:
+def _feedback_items(body: Feedback | list[Feedback], settings: ApiSettings) -> list[Feedback]:
+    """The request's feedback as a list; 4xx errors for an empty or oversized batch and for
+    text that cannot be written out as UTF-8."""
+    items = body if isinstance(body, list) else [body]
+    if not items:
+        raise InvalidRequestError("the batch is empty: send at least one feedback")
+    if len(items) > settings.max_items:
+        raise TooManyItemsError(
+            f"{len(items)} feedback records in one request; the limit is {settings.max_items} "
+            "(TEXTROUTE_API_MAX_ITEMS): split the batch"
+        )
+    for index, item in enumerate(items):
+        try:
+            item.model_dump_json()
+        except ValueError:
+            raise InvalidRequestError(
+                f"feedback {index} has a lone surrogate (an unpaired \\ud800-\\udfff escape), "
+                "which is not Unicode text; send text as UTF-8"
+            ) from None
+    return items
+
+
+def _v1_router(
+    settings: ApiSettings, service: ModelService, metrics: ApiMetrics, feedback: FeedbackSink
+) -> APIRouter:
     declared = settings.effective_api_key() is not None
     router = APIRouter(
         prefix="/v1",
@@ -232,6 +261,19 @@ def _v1_router(settings: ApiSettings, service: ModelService, metrics: ApiMetrics
             results=_results(metrics, "/v1/route", items, results, RouteResult, "routing")
         )
 
+    @router.post("/feedback", status_code=202, response_model=FeedbackAccepted, tags=["review"])
+    async def take_feedback(
+        body: Annotated[Feedback | list[Feedback], Body()],
+    ) -> FeedbackAccepted:
+        """Reviewers' corrections: one Feedback or a list. Each is produced to the feedback
+        topic, keyed by its message id, and acknowledged by the broker before the answer
+        (202); the review store joins it with the routed message. 503 when the server takes
+        no feedback or the broker does not acknowledge it: then send it all again."""
+        items = _feedback_items(body, settings)
+        accepted = await feedback.send(items)
+        metrics.items.labels(endpoint="/v1/feedback", outcome="ok").inc(accepted)
+        return FeedbackAccepted(accepted=accepted, topic=feedback.topic)
+
     return router
 
 
@@ -243,6 +285,7 @@ def create_app(settings: ApiSettings, predictor_loader: Loader | None = None) ->
     """
     metrics = ApiMetrics()
     service = ModelService(settings, metrics, loader=predictor_loader)
+    feedback = FeedbackSink(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -252,6 +295,7 @@ def create_app(settings: ApiSettings, predictor_loader: Loader | None = None) ->
         finally:
             loading.cancel()
             await service.aclose()
+            await feedback.aclose()
 
     app = FastAPI(
         title="textroute",
@@ -285,7 +329,7 @@ def create_app(settings: ApiSettings, predictor_loader: Loader | None = None) ->
             open_paths=_PROBES + _DOCS,
         )
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
-    app.include_router(_v1_router(settings, service, metrics))
+    app.include_router(_v1_router(settings, service, metrics, feedback))
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

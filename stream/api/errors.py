@@ -124,3 +124,19 @@ class ServerStartError(StreamError):
 
 class ApiConfigError(StreamConfigError):
     """The API settings are unsafe to start with, e.g. a public address without an API key."""
+
+
+class FeedbackDisabledError(ApiError):
+    """The server takes no feedback (TEXTROUTE_API_FEEDBACK=false)."""
+
+    status_code = 503
+    code = "feedback_disabled"
+
+
+class FeedbackUnavailableError(ApiError):
+    """The broker feedback goes to did not answer or did not acknowledge it; none of the
+    request's feedback may be counted as taken, so the client should send it again."""
+
+    status_code = 503
+    code = "broker_unavailable"
+    retry_after_s = 5

@@ -176,3 +176,10 @@ class ReadyStatus(BaseModel):
     status: Literal["loading", "ready", "failed"]
     models: dict[str, ModelInfo] = Field(default_factory=dict)
     error: str | None = None
+
+
+class FeedbackAccepted(BaseModel):
+    """Feedback the broker acknowledged: the review store joins it with the routed message."""
+
+    accepted: int = Field(ge=0, description="Feedback records produced and acknowledged.")
+    topic: str = Field(description="The feedback topic they went to.")

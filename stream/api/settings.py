@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stream.config import BrokerSettings, TopicSettings
+
 
 class ApiSettings(BaseSettings):
     """Where the API listens, which models it serves, its input limits and its batching."""
@@ -97,6 +99,19 @@ class ApiSettings(BaseSettings):
     )
     log_json: bool = Field(default=True, description="JSON log lines; off: human-readable.")
     access_log: bool = Field(default=True, description="One log line per HTTP request.")
+    feedback: bool = Field(
+        default=True,
+        description="Take reviewers' feedback at POST /v1/feedback and produce it to the "
+        "feedback topic (TEXTROUTE_TOPIC_FEEDBACK) on the broker of TEXTROUTE_BROKER_*; off, "
+        "or with no broker answering, the endpoint answers 503.",
+    )
+    broker: BrokerSettings = Field(
+        default_factory=BrokerSettings,
+        description="The Kafka broker feedback goes to (TEXTROUTE_BROKER_*).",
+    )
+    topics: TopicSettings = Field(
+        default_factory=TopicSettings, description="Topic names (TEXTROUTE_TOPIC_*)."
+    )
 
     _file_key: SecretStr | None = PrivateAttr(default=None)
 

@@ -32,9 +32,11 @@ DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 
 WORKER = "textroute-worker"
 API = "textroute-api"
+REVIEW_STORE = "textroute-review-store"
 SHARED_CONFIG = "textroute-config"
 RULES_CONFIG = "textroute-rules"
 MODELS_CLAIM = "textroute-models"
+REVIEW_CLAIM = "textroute-review-store"
 # The oldest Kubernetes the manifests claim to work on (autoscaling/v2 and policy/v1 are GA well
 # before it), and the newest whose schemas kubernetes-validate bundles.
 OLDEST_KUBERNETES = "1.27.0"
@@ -560,16 +562,18 @@ def test_autoscaled_deployments_leave_the_replica_count_to_their_autoscaler(
         assert "replicas" not in objects[("Deployment", name)]["spec"], name
 
 
+@pytest.mark.parametrize("name", [WORKER, REVIEW_STORE])
 def test_worker_probes_hit_the_metrics_server_the_worker_starts(
-    objects: dict[tuple[str, str], Manifest], clean_env: Any
+    objects: dict[tuple[str, str], Manifest], clean_env: Any, name: str
 ) -> None:
+    # `textroute review-store` serves the same StreamMetrics on the same setting.
     from stream.config import WorkerSettings
     from stream.metrics import StreamMetrics
 
-    worker = objects[("Deployment", WORKER)]
+    worker = objects[("Deployment", name)]
     c = container(worker)
-    for name, value in pod_env(worker, objects).items():
-        clean_env.setenv(name, value)
+    for key, value in pod_env(worker, objects).items():
+        clean_env.setenv(key, value)
     metrics_port = WorkerSettings().metrics_port
     assert metrics_port is not None, (
         "without TEXTROUTE_WORKER_METRICS_PORT the worker serves nothing"
@@ -591,9 +595,11 @@ def test_worker_probes_hit_the_metrics_server_the_worker_starts(
         with no_proxy.open(f"http://127.0.0.1:{free}{get['path']}", timeout=10) as r:
             assert r.status == 200, kind
             assert b"textroute_consumer_lag" in r.read(), kind
-    # A model load may take minutes: the startup probe, not liveness, waits it out.
+    # A model load may take minutes: the startup probe, not liveness, waits it out (the review
+    # store loads none and serves its metrics at once).
     startup = probes["startupProbe"]
-    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
+    wait = 120 if name == WORKER else 30
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= wait
 
 
 def test_worker_grace_period_covers_a_batch_its_produce_and_the_offset_commit(
@@ -634,7 +640,7 @@ def test_containers_run_the_cpu_image_with_the_compose_commands(
     objects: dict[tuple[str, str], Manifest],
 ) -> None:
     services = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]
-    for name, service in ((WORKER, "worker"), (API, "api")):
+    for name, service in ((WORKER, "worker"), (API, "api"), (REVIEW_STORE, "review-store")):
         c = container(objects[("Deployment", name)])
         assert c["image"] == "textroute:cpu", name
         assert c["args"] == services[service]["command"], name
@@ -648,7 +654,7 @@ def test_pods_run_as_the_images_non_root_user_with_writable_dirs_where_needed(
 
     cpu_stage = DOCKERFILE.read_text(encoding="utf-8").split(" AS cpu")[-1]
     [user] = re.findall(r"^USER (\d+):(\d+)", cpu_stage, re.M)
-    for name in (WORKER, API):
+    for name in (WORKER, API, REVIEW_STORE):
         spec = objects[("Deployment", name)]["spec"]["template"]["spec"]
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True, name
@@ -679,7 +685,7 @@ def test_textroute_variables_are_real_settings_with_valid_values(
 ) -> None:
     classes = _settings_classes()
     names: set[str] = set(objects[("ConfigMap", SHARED_CONFIG)]["data"])
-    for name in (WORKER, API):
+    for name in (WORKER, API, REVIEW_STORE):
         names |= {v["name"] for v in container(objects[("Deployment", name)])["env"]}
     names = {n for n in names if n.startswith("TEXTROUTE_")}
     assert names
@@ -688,7 +694,7 @@ def test_textroute_variables_are_real_settings_with_valid_values(
         assert prefix is not None, f"{key} has no settings class"
         field = key[len(prefix) :].lower()
         assert field in classes[prefix].model_fields, f"{key} is not a setting"
-    for name in (WORKER, API):
+    for name in (WORKER, API, REVIEW_STORE):
         env = pod_env(objects[("Deployment", name)], objects)
         env.setdefault("TEXTROUTE_API_API_KEY", "a-key-from-the-secret")
         for key in [k for k in os.environ if k.startswith("TEXTROUTE_")]:
@@ -726,6 +732,75 @@ def test_rules_configmap_is_the_example_rules_and_they_load() -> None:
     example = RULES_EXAMPLE.read_text(encoding="utf-8")
     assert yaml.safe_load(text) == yaml.safe_load(example), "copy deploy/rules.example.yaml again"
     parse_rules(text, source="deploy/k8s/rules-configmap.yaml")
+
+
+# ---- the review store ----
+
+
+def _settings_of(
+    deployment: Manifest, objects: dict[tuple[str, str], Manifest], env: pytest.MonkeyPatch
+) -> Any:
+    """WorkerSettings as the pod's variables (and only they) make them."""
+    from stream.config import WorkerSettings
+
+    for key in [k for k in os.environ if k.startswith("TEXTROUTE_")]:
+        env.delenv(key)
+    for key, value in pod_env(deployment, objects).items():
+        env.setenv(key, value)
+    return WorkerSettings()
+
+
+def test_review_store_is_one_pod_on_a_persistent_volume_and_workers_keep_no_store(
+    scaled_object: Manifest, objects: dict[tuple[str, str], Manifest], clean_env: Any
+) -> None:
+    from stream.config import WorkerSettings
+
+    store = objects[("Deployment", REVIEW_STORE)]
+    spec = store["spec"]
+    # It assigns itself every partition of the archive and feedback topics: a second pod would
+    # not share the work but write a second store. One replica, never two at once (a rolling
+    # update would briefly run both), and no autoscaler that could add one.
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    [hpa] = [o for (kind, _), o in objects.items() if kind == "HorizontalPodAutoscaler"]
+    autoscaled = {
+        scaled_object["spec"]["scaleTargetRef"]["name"],
+        hpa["spec"]["scaleTargetRef"]["name"],
+    }
+    assert REVIEW_STORE not in autoscaled
+    assert container(store)["args"] == ["review-store"]
+
+    # The SQLite file `textroute review-store` opens lies on a writable persistent volume of
+    # its own (an emptyDir would lose the store with the pod).
+    settings = _settings_of(store, objects, clean_env)
+    path = PurePosixPath(str(settings.review_store_file()))
+    assert path.name == "review.sqlite"
+    volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    mounts = [m for m in container(store)["volumeMounts"] if path.is_relative_to(m["mountPath"])]
+    assert mounts, f"{path} is on no volume"
+    mount = max(mounts, key=lambda m: len(m["mountPath"]))
+    assert mount.get("readOnly") is not True
+    claim = volumes[mount["name"]]["persistentVolumeClaim"]["claimName"]
+    assert claim == REVIEW_CLAIM
+    assert objects[("PersistentVolumeClaim", claim)]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    for (kind, name), other in objects.items():
+        if kind == "Deployment" and name != REVIEW_STORE:
+            used = {
+                v["persistentVolumeClaim"]["claimName"]
+                for v in other["spec"]["template"]["spec"]["volumes"]
+                if "persistentVolumeClaim" in v
+            }
+            assert claim not in used, f"{name} mounts the review store's volume"
+
+    # The workers keep none of their own (a worker keeps one unless told not to), and they
+    # archive what the store joins feedback with, on the same topics and the same app id
+    # (the store's consumer group is APP_ID.review).
+    assert WorkerSettings.model_fields["review_store"].default is True
+    worker = _settings_of(objects[("Deployment", WORKER)], objects, clean_env)
+    assert worker.review_store is False
+    assert worker.archive is True
+    assert worker.topics == settings.topics
+    assert worker.app_id == settings.app_id
 
 
 # ---- the API ----

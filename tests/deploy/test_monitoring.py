@@ -77,3 +77,47 @@ def test_dashboard_provider_points_at_the_mounted_folder() -> None:
     [entry] = provider["providers"]
     folder = mounts[entry["options"]["path"]]
     assert (ROOT / folder / DASHBOARD.name).resolve() == DASHBOARD
+
+
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    return [
+        rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]
+    ]
+
+
+def test_every_dashboard_and_alert_query_is_valid_promql() -> None:
+    import promql_parser
+
+    exprs = targets(json.loads(DASHBOARD.read_text())) + [r["expr"] for r in alert_rules()]
+    for expr in exprs:
+        promql_parser.parse(expr)  # raises on a syntax error
+
+
+def test_alert_rules_watch_drift_with_exported_metrics_and_are_loaded() -> None:
+    rules = alert_rules()
+    used = {name for r in rules for name in re.findall(r"textroute_[a-z_]+", r["expr"])}
+    assert used <= exported_names(), used - exported_names()
+    names = {r["alert"] for r in rules}
+    assert {"TextrouteReviewRateRising", "TextrouteLabelDistributionShift"} <= names
+    for rule in rules:
+        assert rule["annotations"]["summary"] and rule["labels"]["severity"]
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    mounts = dict(v.split(":")[:2][::-1] for v in compose["services"]["prometheus"]["volumes"])
+    [rule_file] = prometheus["rule_files"]
+    assert (ROOT / mounts[rule_file]).resolve() == ALERTS
+
+
+def test_dashboard_shows_the_review_loop_and_drift() -> None:
+    covered = " ".join(targets(json.loads(DASHBOARD.read_text())))
+    for must in (
+        "textroute_prediction_confidence_bucket",
+        "textroute_training_label_share",
+        "textroute_review_total",
+        "textroute_feedback_total",
+        "textroute_shadow_predictions_total",
+    ):
+        assert must in covered, must

@@ -83,6 +83,9 @@ def test_creates_every_topic_with_configured_partitions_replication_and_min_isr(
         "textroute.article",
         "textroute.routed",
         "textroute.dead-letter",
+        "textroute.shadow",
+        "textroute.feedback",
+        "textroute.archive",
     }
     for call in made.values():
         assert "--bootstrap-server k1:9092,k2:9092" in call
@@ -113,7 +116,7 @@ def test_grows_an_existing_topic_that_has_fewer_partitions(tmp_path: Path) -> No
     proc, calls = run_init(tmp_path, TEXTROUTE_TOPIC_PARTITIONS="8", FAKE_PARTITIONS="3")
     assert proc.returncode == 0, proc.stderr
     alters = [c for c in calls if "--alter" in c]
-    assert len(alters) == 5
+    assert len(alters) == 8
     assert all("--partitions 8" in c for c in alters)
 
 
@@ -154,3 +157,5 @@ def test_topics_get_max_message_bytes_consistent_with_the_worker_limits(tmp_path
     assert set(made) == set(expected)
     for name, configs in expected.items():
         assert f"--config max.message.bytes={configs['max.message.bytes']}" in made[name]
+        if "cleanup.policy" in configs:
+            assert f"--config cleanup.policy={configs['cleanup.policy']}" in made[name]

@@ -47,6 +47,9 @@ def unique_topics() -> TopicSettings:
         article=f"t-{tag}.article",
         routed=f"t-{tag}.routed",
         dead_letter=f"t-{tag}.dead-letter",
+        feedback=f"t-{tag}.feedback",
+        archive=f"t-{tag}.archive",
+        shadow=f"t-{tag}.shadow",
         partitions=3,
     )
 

@@ -42,7 +42,7 @@ def test_inbound_topics_map_to_their_kinds() -> None:
     topics = TopicSettings(email="in.mail")
     assert topics.inbound()["in.mail"] is MessageKind.EMAIL
     assert topics.topic_for(MessageKind.EMAIL) == "in.mail"
-    assert len(topics.all_topics()) == 5
+    assert len(topics.all_topics()) == 8
 
 
 def test_sasl_needs_mechanism_user_and_password() -> None:
