@@ -132,10 +132,10 @@ def records(rows: Sequence[Row], topics: TopicSettings) -> list[OutboundRecord]:
 
 def textroute(*args: str, env: dict[str, str] | None = None, log: Path | None = None) -> str:
     """Run a textroute command; its stdout, or exit with its output when it fails."""
-    cmd = [sys.executable, "-m", "stream", *args]
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False
-    )
+    cmd = [sys.executable, "-m", "stream.cli", *args]
+    # A wide terminal for the gate table, which the report quotes.
+    full_env = {**os.environ, "COLUMNS": "160", **(env or {})}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, check=False)
     if log is not None:
         with log.open("a", encoding="utf-8") as fh:
             fh.write(f"$ textroute {' '.join(args)}\n{proc.stdout}{proc.stderr}\n")
@@ -158,8 +158,24 @@ def train(data: Path, out: Path, args: argparse.Namespace, log: Path, *extra: st
 # ---- the stream -----------------------------------------------------------------------------
 
 
+def write_rules(path: Path, labels: Sequence[str], review_below: float) -> Path:
+    """Routing rules: a desk per label, human review below `review_below` confidence."""
+    import yaml
+
+    rules = {
+        "version": 1,
+        "default_queue": "triage",
+        "review": {"queue": REVIEW_QUEUE, "min_confidence": review_below},
+        "categories": {label: f"desk.{label.lower().replace('/', '-')}" for label in labels},
+    }
+    path.write_text(yaml.safe_dump(rules, sort_keys=False), encoding="utf-8")
+    return path
+
+
 class Worker:
-    def __init__(self, bootstrap: str, home: Path, topics: TopicSettings, work: Path) -> None:
+    def __init__(
+        self, bootstrap: str, home: Path, topics: TopicSettings, work: Path, rules: Path
+    ) -> None:
         env = {
             **os.environ,
             **topics.as_env(),
@@ -169,7 +185,7 @@ class Worker:
         }
         cmd = [
             sys.executable, "-m", "stream", "worker", "--bootstrap", bootstrap,
-            "--classifier", str(home / "current"), "--no-ner",
+            "--classifier", str(home / "current"), "--no-ner", "--rules", str(rules),
             "--shadow-classifier", str(home / "shadow"),
             "--app-id", f"bench-feedback-{uuid.uuid4().hex[:6]}",
         ]  # fmt: skip
@@ -289,6 +305,7 @@ async def run(args: argparse.Namespace) -> Run:
     result.figures.update(
         first_training_rows=len(first), routed_before=len(before), shadow_messages=len(shadow_rows),
         routed_after=len(after), test_rows=args.test, data="smoke" if args.smoke else "AG News",
+        review_below=args.review_below,
     )  # fmt: skip
 
     # The first model, trained on a small part of the set and made active.
@@ -311,7 +328,9 @@ async def run(args: argparse.Namespace) -> Run:
     with EmbeddedBroker(EmbeddedBrokerSettings(port=0, log_file=work / "broker.log")) as broker:
         settings = BrokerSettings(bootstrap_servers=broker.bootstrap)
         await ensure_topics(settings, topics.all_topics(), topics.partitions)
-        worker = Worker(broker.bootstrap, home, topics, work)
+        labels = sorted({r.label for r in first})
+        rules = write_rules(work / "rules.yaml", labels, args.review_below)
+        worker = Worker(broker.bootstrap, home, topics, work, rules)
         outputs = Outputs(settings, topics)
         try:
             async with outputs.follower:
@@ -500,7 +519,8 @@ def markdown(result: Run, argv: Sequence[str]) -> str:
         f"({os.cpu_count()} cores), {datetime.now(timezone.utc):%Y-%m-%d}; data: {f['data']}.",
         "",
         f"A classifier trained on {f['first_training_rows']} rows routed {f['routed_before']} "
-        f"messages; simulated reviewers labelled the {f['sent_to_review']} sent to human review "
+        f"messages (human review below {f['review_below']} confidence); simulated reviewers "
+        f"labelled the {f['sent_to_review']} sent to human review "
         f"and a random {f['sampled']} of the others ({f['reviewed']} reviews, "
         f"{f['corrections']} corrections). The cycle ran with the worker up; then "
         f"{f['routed_after']} messages no training saw were routed by the promoted model.",
@@ -542,6 +562,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--shadow-n", type=int, default=300, help="Messages during the shadow.")
     p.add_argument("--after", type=int, default=2000, help="Unseen messages after it.")
     p.add_argument("--test", type=int, default=1000, help="Test rows for the promotion gate.")
+    p.add_argument(
+        "--review-below",
+        type=float,
+        default=0.9,
+        help="Routing rule: confidence under which a message goes to human review.",
+    )
     p.add_argument("--sample", type=float, default=0.05, help="Share of others reviewed.")
     p.add_argument("--holdout", type=float, default=0.2, help="Reviews kept for the gate.")
     p.add_argument("--margin", type=float, default=0.5, help="Gate margin, accuracy points.")

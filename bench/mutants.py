@@ -54,6 +54,8 @@ AGENT = "tests/stream/test_faust_app.py"
 WORKER = "tests/stream/test_processor.py"
 PROPERTIES = "tests/stream/test_processor_properties.py"
 MODELS = "tests/stream/test_models.py"
+REVIEW = "tests/stream/test_review_service.py"
+SHADOW = "tests/stream/test_shadow.py"
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
@@ -114,9 +116,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="dead-letter-payload-uncapped",
-        path="stream/processor.py",
-        old="        keep = self._limits.dead_letter_payload_bytes\n",
-        new="        keep = len(raw)\n",
+        path="stream/dead_letters.py",
+        old='        payload_b64=base64.b64encode(raw[:payload_bytes]).decode("ascii"),\n',
+        new='        payload_b64=base64.b64encode(raw).decode("ascii"),\n',
         tests=(
             f"{WORKER}::test_a_large_rejected_payload_keeps_its_head_size_and_digest",
             f"{PROPERTIES}",
@@ -189,6 +191,34 @@ MUTANTS: tuple[Mutant, ...] = (
             "tests/stream/test_worker.py",
         ),
         guard="a model whose task does not fit its slot is refused at start and at reload",
+    ),
+    Mutant(
+        name="feedback-committed-before-its-dead-letters",
+        path="stream/review_service.py",
+        old="        await self._produce(producer, taken.dead)\n",
+        new="        asyncio.ensure_future(self._produce(producer, taken.dead))\n",
+        tests=(
+            f"{REVIEW}::test_dead_letters_are_acknowledged_before_the_batch_is_committed",
+            f"{REVIEW}::test_a_dead_letter_the_broker_refuses_commits_nothing_and_keeps_the_feedback",
+        ),
+        guard="the review service commits feedback only after its dead letters are acknowledged",
+    ),
+    Mutant(
+        name="shadow-answer-leaks-into-routing",
+        path="stream/processor.py",
+        old="                    outputs[position] = replace(out, shadow=pair)\n",
+        new=(
+            "                    outputs[position] = replace(out, shadow=pair)\n"
+            "                    if out.message.category != pair.message.candidate.category:\n"
+            "                        outputs[position] = self._dead(\n"
+            "                            entry.item.record, DeadLetterReason.INFERENCE_ERROR,\n"
+            "                            'Shadow', 'disagreed',\n"
+            "                            message_id=out.message.message_id)\n"
+        ),
+        tests=(
+            f"{SHADOW}::test_events_with_a_disagreeing_shadow_are_byte_identical_to_those_without",
+        ),
+        guard="a shadow candidate's answer never changes a routing output",
     ),
 )
 

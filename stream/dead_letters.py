@@ -1,8 +1,8 @@
 """Dead letters built from any consumed Kafka record: the original bytes, where they came from
 and why they were rejected, always encodable and within the producer's size limit.
 
-The same construction as the worker's own dead letters (stream/processor.py), public so that
-other consumers (the review service) dead-letter records the same way.
+The one home of dead-letter construction: the worker (stream/processor.py) and the review
+service (stream/review_service.py) dead-letter records the same way.
 """
 
 from __future__ import annotations
@@ -10,38 +10,20 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
 
 from schemas.events import DeadLetter, DeadLetterReason, SourceRef
 from schemas.messages import MAX_ID_LENGTH, MessageKind
+from stream.records import InboundRecord
 
 PREVIEW_CHARS = 512
-#: Caps on what a dead letter copies from an error (an exception can carry megabytes).
+# Caps on what a dead letter copies from an error: an exception can carry megabytes (e.g. the
+# input). With the preview and the key they keep every dead letter's fields other than the
+# payload under the 16 KiB WorkerSettings reserves for them, even at 6 JSON bytes a character.
 ERROR_MESSAGE_CHARS = 1024
 ERROR_CLASS_CHARS = 128
 SHRUNK_ERROR_MESSAGE_CHARS = 256
 #: Most bytes of the original Kafka key kept in a dead letter.
 DEAD_LETTER_KEY_BYTES = 1024
-
-
-class ConsumedRecord(Protocol):
-    """A record as a consumer read it (stream.processor.InboundRecord is one)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def timestamp(self) -> datetime | None: ...
-    @property
-    def received_at(self) -> datetime: ...
 
 
 @dataclass(frozen=True)
@@ -62,7 +44,7 @@ def dead_letter_key(dead: DeadLetter) -> bytes:
 
 
 def build_dead_letter(
-    record: ConsumedRecord,
+    record: InboundRecord,
     reason: DeadLetterReason,
     error_class: str,
     error_message: str,
@@ -79,12 +61,7 @@ def build_dead_letter(
         reason=reason,
         error_class=clean_text(error_class, ERROR_CLASS_CHARS),
         error_message=clean_text(error_message, ERROR_MESSAGE_CHARS),
-        source=SourceRef(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            timestamp=record.timestamp,
-        ),
+        source=source_ref(record),
         payload_b64=base64.b64encode(raw[:payload_bytes]).decode("ascii"),
         payload_truncated=len(raw) > payload_bytes,
         payload_sha256=hashlib.sha256(raw).hexdigest(),
@@ -99,7 +76,7 @@ def build_dead_letter(
 
 
 def encode_dead_letter(
-    record: ConsumedRecord,
+    record: InboundRecord,
     reason: DeadLetterReason,
     error_class: str,
     error_message: str,
@@ -123,7 +100,8 @@ def encode_dead_letter(
         )
         out = _encode(dead)
         if len(out.key) + len(out.value) > max_output_bytes:
-            # The size, digest and coordinates still identify the record.
+            # Only limits tighter than the settings allow get here: the size, digest and
+            # coordinates still identify the record.
             dead = dead.model_copy(
                 update={
                     "payload_b64": "",
@@ -141,8 +119,10 @@ def encode_dead_letter(
 
 
 def _last_resort(
-    record: ConsumedRecord, reason: DeadLetterReason, exc: Exception
+    record: InboundRecord, reason: DeadLetterReason, exc: Exception
 ) -> EncodedDeadLetter:
+    """A dead letter of the record's coordinates, size and digest only: what is left when
+    even the dead letter could not be built."""
     raw = record.value or b""
     dead = DeadLetter(
         reason=reason,
@@ -184,7 +164,8 @@ def usable_id(message_id: str | None) -> str | None:
 
 
 def clean_text(text: str, limit: int) -> str:
-    """`text` as valid Unicode (lone surrogates escaped) and at most `limit` characters."""
+    """`text` as valid Unicode (lone surrogates escaped as \\udXXX) and at most `limit`
+    characters, so a dead letter always encodes and stays small."""
     safe = text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
     if len(text) > limit or len(safe) > limit:
         return safe[: limit - 1] + "\u2026"
@@ -205,4 +186,15 @@ def _preview(raw: bytes) -> str | None:
         raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
+    # Cutting the bytes may split a character; the whole value decoded, so dropping it is safe.
     return raw[: PREVIEW_CHARS * 4].decode("utf-8", errors="ignore")[:PREVIEW_CHARS]
+
+
+def source_ref(record: InboundRecord) -> SourceRef:
+    """Where the record came from: its topic, partition, offset and timestamp."""
+    return SourceRef(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp=record.timestamp,
+    )

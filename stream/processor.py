@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -16,23 +14,12 @@ import structlog
 from pydantic import ValidationError
 
 from schemas.entities import Classification, Entity, LabelScore
-from schemas.events import (
-    DeadLetter,
-    DeadLetterReason,
-    ModelRef,
-    RoutingEvent,
-    SourceRef,
-)
+from schemas.events import DeadLetter, DeadLetterReason, ModelRef, RoutingEvent
 from schemas.feedback import ArchivedMessage, ShadowEvent, ShadowPrediction
-from schemas.messages import (
-    MAX_ID_LENGTH,
-    MESSAGE_TYPES,
-    EmailMessage,
-    InboundMessage,
-    MessageKind,
-)
+from schemas.messages import MESSAGE_TYPES, EmailMessage, InboundMessage, MessageKind
 from stream._pydantic import summarize_validation_error
 from stream.config import TopicSettings, WorkerSettings
+from stream.dead_letters import describe, encode_dead_letter, not_unicode, source_ref
 from stream.errors import RecordRejectedError
 from stream.metrics import StreamMetrics
 from stream.model_set import (
@@ -45,35 +32,14 @@ from stream.model_set import (
     infer_groups,
 )
 from stream.pipelines import DEFAULT_PIPELINE, Pipeline, Pipelines, PreparedText
+from stream.records import InboundRecord as InboundRecord
 from stream.routing import Router
 from stream.topics import OutboundRecord
 
 log = structlog.get_logger(__name__)
 
-PREVIEW_CHARS = 512
-# Caps on what a dead letter copies from an error: an exception can carry megabytes (e.g. the
-# input). With the preview and the key they keep every dead letter's fields other than the
-# payload under the 16 KiB WorkerSettings reserves for them, even at 6 JSON bytes a character.
-ERROR_MESSAGE_CHARS = 1024
-ERROR_CLASS_CHARS = 128
-SHRUNK_ERROR_MESSAGE_CHARS = 256
-#: Most bytes of the original Kafka key kept in a dead letter.
-DEAD_LETTER_KEY_BYTES = 1024
 #: Python's own default limit (sys.get_int_max_str_digits), enforced whatever it is set to.
 MAX_INT_DIGITS = 4300
-
-
-@dataclass(frozen=True)
-class InboundRecord:
-    """One Kafka record as the worker received it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: datetime | None
-    received_at: datetime
 
 
 @dataclass(frozen=True)
@@ -178,14 +144,6 @@ class BatchResult:
         records and shadow pairs keyed by message id so consumers can de-duplicate, dead
         letters by message id or record coordinates."""
         return [record for o in self.outputs for record in o.records(topics)]
-
-
-def dead_letter_key(dead: DeadLetter) -> bytes:
-    """The message id when known, else the record's coordinates (unique per input record)."""
-    if dead.message_id:
-        return dead.message_id.encode("utf-8", "backslashreplace")
-    s = dead.source
-    return f"{s.topic}/{s.partition}/{s.offset}".encode("utf-8", "backslashreplace")
 
 
 class _Valid(NamedTuple):
@@ -338,7 +296,7 @@ class BatchProcessor:
         # A JSON escape like "\udc00" parses to a lone surrogate, which pydantic lets through
         # in a plain str field (not in the constrained id), but which no tokenizer and no UTF-8
         # output can carry.
-        bad = _not_unicode(model_text)
+        bad = not_unicode(model_text)
         if bad:
             raise RecordRejectedError(
                 DeadLetterReason.SCHEMA_ERROR,
@@ -362,41 +320,6 @@ class BatchProcessor:
             )
         return message
 
-    def dead_letter(
-        self,
-        record: InboundRecord,
-        reason: DeadLetterReason,
-        error_class: str,
-        error_message: str,
-        *,
-        message_id: str | None = None,
-    ) -> DeadLetter:
-        """A dead-letter record carrying the original bytes (their head, when there are more
-        than Limits.dead_letter_payload_bytes) and why they were rejected.
-
-        Every text field is valid Unicode and capped, so the dead letter always encodes and
-        stays small whatever the record and the error held.
-        """
-        raw = record.value or b""
-        keep = self._limits.dead_letter_payload_bytes
-        key = record.key
-        return DeadLetter(
-            reason=reason,
-            error_class=_clean(error_class, ERROR_CLASS_CHARS),
-            error_message=_clean(error_message, ERROR_MESSAGE_CHARS),
-            source=_source(record),
-            payload_b64=base64.b64encode(raw[:keep]).decode("ascii"),
-            payload_truncated=len(raw) > keep,
-            payload_sha256=hashlib.sha256(raw).hexdigest(),
-            payload_preview=_preview(raw),
-            payload_size=len(raw),
-            key_b64=base64.b64encode(key[:DEAD_LETTER_KEY_BYTES]).decode("ascii") if key else None,
-            key_truncated=key is not None and len(key) > DEAD_LETTER_KEY_BYTES,
-            message_id=_usable_id(message_id),
-            kind=self._inbound.get(record.topic),
-            first_seen_at=record.received_at,
-        )
-
     def process(self, records: Sequence[InboundRecord]) -> BatchResult:
         """Route every record of the batch; each bad one becomes a dead letter instead."""
         result = BatchResult(kinds=[self._inbound.get(r.topic) for r in records])
@@ -409,7 +332,7 @@ class BatchProcessor:
             # A bug outside every per-record guard: the records it left without an output are
             # dead-lettered, so the batch still yields one output per record and is acked.
             failure = exc
-            log.error("worker.batch_failed", error=_describe(exc), size=len(records))
+            log.error("worker.batch_failed", error=describe(exc), size=len(records))
         for i, record in enumerate(records):
             if outputs[i] is None:
                 error: Exception = failure or RuntimeError("the batch produced no output for it")
@@ -482,7 +405,7 @@ class BatchProcessor:
         try:
             self._shadow(routed, outputs, result)
         except Exception as exc:
-            log.error("shadow.batch_failed", error=_describe(exc), size=len(routed))
+            log.error("shadow.batch_failed", error=describe(exc), size=len(routed))
 
     def _prepare(self, position: int, record: InboundRecord, message: InboundMessage) -> _Valid:
         """The record with its pipeline and the text that pipeline's models read."""
@@ -597,7 +520,7 @@ class BatchProcessor:
                 f"the {self._limits.max_output_bytes} limit (TEXTROUTE_WORKER_MAX_OUTPUT_BYTES)"
             )
         except Exception as exc:
-            reason, detail = "unexpected_error", f"{type(exc).__name__}: {_describe(exc)}"
+            reason, detail = "unexpected_error", f"{type(exc).__name__}: {describe(exc)}"
         log.warning(
             "archive.dropped",
             message_id=event.message_id,
@@ -621,7 +544,7 @@ class BatchProcessor:
             try:
                 candidate = entry.item.pipeline.shadow_classifier()
             except Exception as exc:
-                self._shadow_failed([entry], f"the candidate is unavailable: {_describe(exc)}")
+                self._shadow_failed([entry], f"the candidate is unavailable: {describe(exc)}")
                 continue
             if candidate is not None:
                 calls.setdefault(id(candidate), (candidate, []))[1].append(entry)
@@ -633,7 +556,7 @@ class BatchProcessor:
                 result.shadow_s += seconds
                 ref = _model_ref(candidate)
             except Exception as exc:
-                self._shadow_failed(entries, f"{type(exc).__name__}: {_describe(exc)}")
+                self._shadow_failed(entries, f"{type(exc).__name__}: {describe(exc)}")
                 continue
             for entry, answer in zip(entries, results, strict=True):
                 if not isinstance(answer, Classification):
@@ -642,7 +565,7 @@ class BatchProcessor:
                 try:
                     pair = self._shadow_pair(entry, answer, ref)
                 except Exception as exc:
-                    self._shadow_failed([entry], f"{type(exc).__name__}: {_describe(exc)}")
+                    self._shadow_failed([entry], f"{type(exc).__name__}: {describe(exc)}")
                     continue
                 if pair is None:
                     continue
@@ -719,7 +642,7 @@ class BatchProcessor:
                 if sent_to_review(event):
                     m.review.labels(pipeline=pipeline).inc()
         except Exception as exc:
-            log.error("metrics.failed", error=_describe(exc))
+            log.error("metrics.failed", error=describe(exc))
 
     def _event(
         self,
@@ -756,7 +679,7 @@ class BatchProcessor:
             received_at=record.received_at,
             routed_at=routed_at,
             processing_ms=max(0.0, (routed_at - record.received_at).total_seconds() * 1000.0),
-            source=_source(record),
+            source=source_ref(record),
         )
 
     def _dead(
@@ -769,52 +692,17 @@ class BatchProcessor:
         message_id: str | None = None,
     ) -> Output:
         """A dead letter, encoded, within max_output_bytes; never raises."""
-        try:
-            dead = self.dead_letter(
-                record, reason, error_class, error_message, message_id=message_id
-            )
-            out = _encode_dead(dead)
-            if len(out.key) + len(out.value) > self._limits.max_output_bytes:
-                # Only limits tighter than the settings allow get here: the size, digest and
-                # coordinates still identify the record.
-                dead = dead.model_copy(
-                    update={
-                        "payload_b64": "",
-                        "payload_truncated": dead.payload_size > 0,
-                        "payload_preview": None,
-                        "key_b64": None,
-                        "key_truncated": record.key is not None,
-                        "error_message": dead.error_message[:SHRUNK_ERROR_MESSAGE_CHARS],
-                    }
-                )
-                out = _encode_dead(dead)
-            return out
-        except Exception as exc:
-            return self._last_resort(record, reason, exc)
-
-    def _last_resort(
-        self, record: InboundRecord, reason: DeadLetterReason, exc: Exception
-    ) -> Output:
-        """A dead letter of the record's coordinates, size and digest only: what is left when
-        even the dead letter could not be built."""
-        raw = record.value or b""
-        dead = DeadLetter(
-            reason=reason,
-            error_class=_clean(type(exc).__name__, ERROR_CLASS_CHARS),
-            error_message=_clean(f"the dead letter could not be built: {_describe(exc)}", 256),
-            source=SourceRef(
-                topic=_clean(record.topic, 256),
-                partition=max(0, record.partition),
-                offset=max(0, record.offset),
-            ),
-            payload_b64="",
-            payload_truncated=bool(raw),
-            payload_sha256=hashlib.sha256(raw).hexdigest(),
-            payload_size=len(raw),
-            key_truncated=record.key is not None,
-            first_seen_at=record.received_at,
+        dead = encode_dead_letter(
+            record,
+            reason,
+            error_class,
+            error_message,
+            payload_bytes=self._limits.dead_letter_payload_bytes,
+            max_output_bytes=self._limits.max_output_bytes,
+            message_id=message_id,
+            kind=self._inbound.get(record.topic),
         )
-        return _encode_dead(dead)
+        return Output(dead.message, dead.key, dead.value)
 
     def _unexpected(
         self, record: InboundRecord, message: InboundMessage | None, exc: Exception
@@ -824,7 +712,7 @@ class BatchProcessor:
             record,
             DeadLetterReason.UNEXPECTED_ERROR,
             type(exc).__name__,
-            _describe(exc),
+            describe(exc),
             message_id=message.id if message else None,
         )
 
@@ -903,59 +791,3 @@ def _bounded_int(literal: str) -> int:
             f"an integer has {digits} digits, more than the {MAX_INT_DIGITS} accepted"
         )
     return int(literal)
-
-
-def _not_unicode(text: str) -> str | None:
-    """Why `text` cannot be encoded as UTF-8 (a lone surrogate), or None when it can."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return f"lone surrogate {text[exc.start]!a} at character {exc.start}"
-    return None
-
-
-def _usable_id(message_id: str | None) -> str | None:
-    """The id when a dead letter can carry it (and be keyed by it), else None."""
-    if not message_id or len(message_id) > MAX_ID_LENGTH or _not_unicode(message_id):
-        return None
-    return message_id
-
-
-def _clean(text: str, limit: int) -> str:
-    """`text` as valid Unicode (lone surrogates escaped as \\udXXX) and at most `limit`
-    characters, so a dead letter always encodes and stays small."""
-    safe = text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
-    if len(text) > limit or len(safe) > limit:
-        return safe[: limit - 1] + "\u2026"
-    return safe
-
-
-def _describe(exc: BaseException) -> str:
-    """`str(exc)`, or its repr or type when that fails or is empty."""
-    try:
-        return str(exc) or repr(exc)
-    except Exception:
-        return type(exc).__name__
-
-
-def _encode_dead(dead: DeadLetter) -> Output:
-    return Output(dead, dead_letter_key(dead), dead.model_dump_json().encode("utf-8"))
-
-
-def _preview(raw: bytes) -> str | None:
-    """The start of the payload as text, when the whole payload is valid UTF-8."""
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    # Cutting the bytes may split a character; the whole value decoded, so dropping it is safe.
-    return raw[: PREVIEW_CHARS * 4].decode("utf-8", errors="ignore")[:PREVIEW_CHARS]
-
-
-def _source(record: InboundRecord) -> SourceRef:
-    return SourceRef(
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        timestamp=record.timestamp,
-    )

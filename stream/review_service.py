@@ -42,8 +42,8 @@ from stream.config import WorkerSettings
 from stream.dead_letters import EncodedDeadLetter, describe, encode_dead_letter
 from stream.errors import BrokerUnavailableError
 from stream.metrics import StreamMetrics
+from stream.records import InboundRecord
 from stream.review_store import (
-    FeedbackRecord,
     Joined,
     LabelsOf,
     Pending,
@@ -333,7 +333,7 @@ class ReviewService:
         """Store a batch, produce its dead letters, then commit its offsets."""
         received_at = datetime.now(timezone.utc)
         records = [
-            FeedbackRecord(
+            InboundRecord(
                 topic=tp.topic,
                 partition=tp.partition,
                 offset=m.offset,
@@ -372,7 +372,7 @@ class ReviewService:
             m.dead_letters.labels(reason=dead.message.reason.value).inc()
         m.feedback_pending.set(await asyncio.to_thread(store.pending_count))
 
-    def take(self, store: ReviewStore, records: Sequence[FeedbackRecord]) -> _Taken:
+    def take(self, store: ReviewStore, records: Sequence[InboundRecord]) -> _Taken:
         """What the store makes of a batch (blocking): archive records first, so feedback in
         the same batch finds its message; then each feedback record in its partition's order.
         A store failure (SQLite) raises, and the batch is read again."""
@@ -401,7 +401,7 @@ class ReviewService:
                 self._take_feedback(store, record, taken)
         return taken
 
-    def _take_feedback(self, store: ReviewStore, record: FeedbackRecord, taken: _Taken) -> None:
+    def _take_feedback(self, store: ReviewStore, record: InboundRecord, taken: _Taken) -> None:
         try:
             feedback = parse_feedback(record.value)
         except FeedbackRejected as exc:
@@ -441,7 +441,7 @@ class ReviewService:
 
     def _dead(
         self,
-        record: FeedbackRecord,
+        record: InboundRecord,
         reason: DeadLetterReason,
         message: str,
         message_id: str | None,
@@ -459,10 +459,10 @@ class ReviewService:
             message_id=message_id,
         )
 
-    def _stand_in(self, feedback: Feedback) -> FeedbackRecord:
+    def _stand_in(self, feedback: Feedback) -> InboundRecord:
         """A record for feedback the store holds without one (added by other means than the
         feedback topic): its JSON, keyed by its message id."""
-        return FeedbackRecord(
+        return InboundRecord(
             topic=self.settings.topics.feedback,
             partition=0,
             offset=0,

@@ -14,6 +14,7 @@ from pathlib import Path
 from schemas.events import DeadLetterReason
 from schemas.feedback import ArchivedMessage, Feedback
 from stream.errors import ReviewStoreError
+from stream.records import InboundRecord
 
 #: Pipeline name -> its classifier's labels (None: the pipeline is not known here).
 LabelsOf = Callable[[str], Collection[str] | None]
@@ -70,20 +71,6 @@ CREATE TABLE IF NOT EXISTS pending (
 
 
 @dataclass(frozen=True)
-class FeedbackRecord:
-    """A feedback record as the review service read it: where it came from and its bytes,
-    kept with feedback that waits for its message so its eventual dead letter carries them."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: datetime | None
-    received_at: datetime
-
-
-@dataclass(frozen=True)
 class Joined:
     """Feedback matched with the message it is about."""
 
@@ -130,17 +117,18 @@ class Rejected:
     feedback: Feedback
     reason: DeadLetterReason
     detail: str
-    record: FeedbackRecord | None = None
+    record: InboundRecord | None = None
     #: The pipeline of the message it names, when that is archived.
     pipeline: str | None = None
 
 
 @dataclass(frozen=True)
 class Pending:
-    """Feedback waiting for its message, with the record it came in."""
+    """Feedback waiting for its message, with the record it came in (kept so that its
+    eventual dead letter carries the record's coordinates and bytes)."""
 
     feedback: Feedback
-    record: FeedbackRecord | None
+    record: InboundRecord | None
     received_at: datetime
 
 
@@ -268,7 +256,7 @@ class ReviewStore:
     def add_feedback(
         self,
         feedback: Feedback,
-        record: FeedbackRecord | None = None,
+        record: InboundRecord | None = None,
         *,
         now: datetime | None = None,
     ) -> Outcome:
@@ -392,7 +380,7 @@ class ReviewStore:
         return _Transaction(self._db)
 
     def _join(
-        self, feedback: Feedback, message: ArchivedMessage, record: FeedbackRecord | None
+        self, feedback: Feedback, message: ArchivedMessage, record: InboundRecord | None
     ) -> Joined | Rejected:
         """Check the feedback against its message's pipeline and store the pair (unless newer
         feedback on the message is stored already)."""
@@ -473,7 +461,7 @@ _RecordColumns = tuple[
 ]
 
 
-def _record_columns(record: FeedbackRecord | None) -> _RecordColumns:
+def _record_columns(record: InboundRecord | None) -> _RecordColumns:
     if record is None:
         return (None, None, None, None, None, None, None)
     return (
@@ -492,7 +480,7 @@ def _pending(row: tuple[object, ...]) -> Pending:
     assert isinstance(raw, str) and isinstance(received_at, float)
     record = None
     if isinstance(topic, str) and isinstance(partition, int) and isinstance(offset, int):
-        record = FeedbackRecord(
+        record = InboundRecord(
             topic=topic,
             partition=partition,
             offset=offset,

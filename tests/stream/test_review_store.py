@@ -14,9 +14,9 @@ from schemas.events import DeadLetterReason, ModelRef
 from schemas.feedback import ArchivedMessage, Feedback
 from schemas.messages import MessageKind
 from stream.errors import ReviewStoreError
+from stream.records import InboundRecord
 from stream.review_store import (
     DATASET_COLUMNS,
-    FeedbackRecord,
     Joined,
     Rejected,
     ReviewStore,
@@ -49,8 +49,8 @@ def feedback(message_id: str, *, at: datetime = T0, **fields: Any) -> Feedback:
     return Feedback(message_id=message_id, reviewer="ana", reviewed_at=at, **fields)
 
 
-def record(offset: int, value: bytes = b'{"x": 1}') -> FeedbackRecord:
-    return FeedbackRecord("t.feedback", 2, offset, b"key", value, T0, T0)
+def record(offset: int, value: bytes = b'{"x": 1}') -> InboundRecord:
+    return InboundRecord("t.feedback", 2, offset, b"key", value, T0, T0)
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_feedback_waiting_longer_than_the_wait_is_due_with_its_record_until_drop
     [due] = store.due(now=T0 + timedelta(minutes=11))
 
     assert due.feedback.message_id == "gone"
-    assert due.record == FeedbackRecord("t.feedback", 2, 9, b"key", b'{"raw": true}', T0, T0)
+    assert due.record == InboundRecord("t.feedback", 2, 9, b"key", b'{"raw": true}', T0, T0)
     # Still held until its dead letter is acknowledged: a crash before then loses nothing.
     assert store.pending_count() == 2
     assert len(store.due(now=T0 + timedelta(minutes=11))) == 1
