@@ -1,5 +1,4 @@
-"""Dead letters built from any consumed Kafka record: the original bytes, where they came from
-and why they were rejected, always encodable and within the producer's size limit.
+"""Dead letters from any consumed record: its bytes, origin and reason, always within limits.
 
 The one home of dead-letter construction: the worker (stream/processor.py) and the review
 service (stream/review_service.py) dead-letter records the same way.

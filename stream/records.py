@@ -1,5 +1,4 @@
-"""The Kafka record as a consumer read it: what the worker routes and the review service
-takes, and what either dead-letters (stream/dead_letters.py)."""
+"""The Kafka record as a consumer read it, routed by the worker or taken by the review service."""
 
 from __future__ import annotations
 

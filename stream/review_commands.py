@@ -1,5 +1,4 @@
-"""`textroute feedback send|dataset|stats` and `textroute review-store`: the review loop's
-commands."""
+"""The review loop's commands: `textroute feedback send|dataset|stats` and `review-store`."""
 
 from __future__ import annotations
 

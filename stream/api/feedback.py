@@ -1,5 +1,4 @@
-"""Reviewers' feedback taken over HTTP: produced to the feedback topic, acknowledged by the
-broker (acks=all) before the request is answered."""
+"""Reviewers' feedback over HTTP, on the feedback topic (acks=all) before the answer."""
 
 from __future__ import annotations
 

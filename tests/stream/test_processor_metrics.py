@@ -130,14 +130,6 @@ def test_the_training_label_share_comes_from_the_manifest() -> None:
     assert training_label_share(_manifest()) == {}
 
 
-def test_a_real_manifest_gives_shares_summing_to_one() -> None:
-    path = Path(__file__).resolve().parents[2] / "models" / "tickets-queue"
-    if not (path / MANIFEST_FILE).is_file():
-        pytest.skip("models/tickets-queue is not in the checkout")
-    shares = training_label_share(read_manifest(path, verify=False))
-    assert len(shares) == 10 and sum(shares.values()) == pytest.approx(1.0)
-
-
 def test_the_share_gauge_is_set_at_load_and_replaced_at_reload(
     tmp_path: Path, tiny_classifier_artifact: Path
 ) -> None:

@@ -286,3 +286,16 @@ def test_metadata_columns_of_the_review_export_are_ignored(
     assert rows.rows.texts == texts
     assert [TOPICS[y] for y in rows.rows.labels] == labels
     assert rows.new.columns == ["text", "label"]
+
+
+def test_a_trained_manifest_gives_the_stream_a_training_label_share_summing_to_one(
+    pipeline_parent: Path,
+) -> None:
+    """The drift gauge (stream.metrics.training_label_share) reads the figures `train
+    classify` really writes: one share per label the run saw, summing to one."""
+    from stream.metrics import training_label_share
+
+    manifest = read_manifest(pipeline_parent, verify=False)
+    shares = training_label_share(manifest)
+    assert set(shares) <= set(manifest.labels) and len(shares) >= 2
+    assert sum(shares.values()) == pytest.approx(1.0)
