@@ -1,10 +1,11 @@
-"""The ONNX Runtime backend: a CPU session over the artifact's fp32 or int8 graph."""
+"""The ONNX Runtime backend: a CPU session over the artifact's fp32 or int8 graph (or, when a
+caller names them, a session on other execution providers, e.g. CUDA)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
 #: bench/RESULTS.md, "Kernels tried and left out"): its CPU SkipLayerNormalization
 #: kernel took 19% of a batch and BiasGelu 9%, where LayerNormalization and Gelu take 3% and 7%.
 SLOW_FUSIONS = ("SkipLayerNormFusion", "BiasGeluFusion")
+
+#: An execution provider as ONNX Runtime takes it: its name, or (name, provider options).
+Provider: TypeAlias = str | tuple[str, dict[str, Any]]
 
 
 def session_options(*, threads: int = 0, spin: bool = False) -> ort.SessionOptions:
@@ -52,17 +56,66 @@ def cpu_session(
     )
 
 
-class OnnxBackend:
-    """Runs an ONNX graph with ONNX Runtime on CPU; feeds only the inputs the graph declares."""
+def provider_name(provider: Provider) -> str:
+    return provider if isinstance(provider, str) else provider[0]
 
-    def __init__(self, path: Path, *, name: str, threads: int = 0, spin: bool = False) -> None:
-        try:
-            self._session = cpu_session(path, threads=threads, spin=spin)
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise ModelLoadFailedError(
-                f"ONNX Runtime cannot load {path}: {exc}; re-run `textroute export {path.parent}`"
-            ) from exc
+
+def provider_session(
+    path: Path, providers: Sequence[Provider], *, threads: int = 0, spin: bool = False
+) -> ort.InferenceSession:
+    """An ONNX Runtime session on `providers`, in order (e.g. CUDA, then CPU for any op CUDA
+    lacks), with the CPU session's options. Every fusion is kept: SLOW_FUSIONS were measured
+    slow on the CPU kernels only. Raises RuntimeError when the first provider named is not the
+    one the session runs on: ONNX Runtime falls back to CPU silently when a provider (or the
+    libraries it needs) is missing, which would pass CPU figures off as GPU ones."""
+    import onnxruntime as ort
+
+    if not providers:
+        raise ValueError("name at least one execution provider")
+    session = ort.InferenceSession(
+        str(path), session_options(threads=threads, spin=spin), providers=list(providers)
+    )
+    wanted = provider_name(providers[0])
+    if wanted not in session.get_providers():
+        raise RuntimeError(
+            f"ONNX Runtime did not start {wanted} (the session runs on "
+            f"{', '.join(session.get_providers())}; this onnxruntime offers "
+            f"{', '.join(ort.get_available_providers())})"
+        )
+    return session
+
+
+class OnnxBackend:
+    """Runs an ONNX graph with ONNX Runtime, on CPU unless `providers` names others (see
+    provider_session); feeds only the inputs the graph declares."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        name: str,
+        threads: int = 0,
+        spin: bool = False,
+        providers: Sequence[Provider] | None = None,
+    ) -> None:
+        if providers is not None:
+            try:
+                self._session = provider_session(path, providers, threads=threads, spin=spin)
+            except Exception as exc:  # a provider that cannot start, or the graph itself
+                raise ModelLoadFailedError(
+                    f"ONNX Runtime cannot load {path} on "
+                    f"{', '.join(provider_name(p) for p in providers)}: {exc}"
+                ) from exc
+        else:
+            try:
+                self._session = cpu_session(path, threads=threads, spin=spin)
+            except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+                raise ModelLoadFailedError(
+                    f"ONNX Runtime cannot load {path}: {exc}; "
+                    f"re-run `textroute export {path.parent}`"
+                ) from exc
         self.name = name
+        self.providers: list[str] = list(self._session.get_providers())
         self.input_names = [i.name for i in self._session.get_inputs()]
         self.output_names = [o.name for o in self._session.get_outputs()]
 

@@ -50,6 +50,7 @@ def test_provider_options_are_passed_as_pairs(tmp_path: Path) -> None:
     assert session.get_providers() == ["CPUExecutionProvider"]
 
 
+@pytest.mark.filterwarnings("ignore:Specified provider")  # onnxruntime's own, before falling back
 def test_a_provider_that_cannot_start_is_an_error_not_a_cpu_fallback(tmp_path: Path) -> None:
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has the CUDA provider")
