@@ -127,7 +127,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="huge-integers-parsed",
-        path="stream/processor.py",
+        path="stream/records.py",
         old="            parse_int=_bounded_int,\n",
         new="",
         tests=(f"{WORKER}::test_numbers_python_reads_but_json_cannot_carry_are_invalid_json",),

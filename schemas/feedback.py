@@ -62,6 +62,23 @@ class Feedback(BaseModel):
     comment: str | None = Field(default=None, max_length=4096)
 
     @model_validator(mode="after")
+    def _unicode_text(self) -> Feedback:
+        # A JSON escape like "\udc00" parses to a lone surrogate, which is no Unicode text:
+        # no UTF-8 output (topic, store, dataset file) could carry it.
+        texts = [self.message_id, self.reviewer, self.label, self.comment, *(self.labels or [])]
+        texts += [e.label for e in self.entities or []]
+        for text in texts:
+            if text is not None and not text.isascii():
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError(
+                        f"{text.encode('utf-8', 'backslashreplace').decode()[:80]!r} has a lone "
+                        "surrogate (an unpaired \\ud800-\\udfff escape): not Unicode text"
+                    ) from None
+        return self
+
+    @model_validator(mode="after")
     def _says_something(self) -> Feedback:
         if self.label is not None and self.labels is not None:
             raise ValueError("give `label` (single-label) or `labels` (multi-label), not both")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -33,13 +31,11 @@ from stream.model_set import (
 )
 from stream.pipelines import DEFAULT_PIPELINE, Pipeline, Pipelines, PreparedText
 from stream.records import InboundRecord as InboundRecord
+from stream.records import parse_json
 from stream.routing import Router
 from stream.topics import OutboundRecord
 
 log = structlog.get_logger(__name__)
-
-#: Python's own default limit (sys.get_int_max_str_digits), enforced whatever it is set to.
-MAX_INT_DIGITS = 4300
 
 
 @dataclass(frozen=True)
@@ -160,10 +156,6 @@ class _Valid(NamedTuple):
         return self.prepared.text
 
 
-class _JSONRejected(ValueError):
-    """Valid-looking JSON that the worker will not take (see _parse_json)."""
-
-
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -281,7 +273,7 @@ class BatchProcessor:
             raise RecordRejectedError(
                 DeadLetterReason.NOT_UTF8, f"value is not UTF-8: {exc}"
             ) from exc
-        data = _parse_json(text)
+        data = parse_json(text)
         message_id = data.get("id") if isinstance(data, dict) else None
         message_id = message_id if isinstance(message_id, str) and message_id else None
         try:
@@ -742,52 +734,3 @@ def _label_set(classification: Classification) -> set[str]:
 def _where(pipeline: Pipeline, role: str) -> str:
     """The failing model's role, and its pipeline when there are several."""
     return role if pipeline.name == DEFAULT_PIPELINE else f"{pipeline.name}/{role}"
-
-
-def _parse_json(text: str) -> object:
-    """The JSON value of `text`; RecordRejectedError (invalid_json) for text that is not JSON
-    or holds what the worker will not take: NaN or Infinity (not JSON, though Python reads
-    them), numbers beyond a double, integers of more than MAX_INT_DIGITS digits."""
-    try:
-        return json.loads(
-            text,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-            parse_int=_bounded_int,
-        )
-    except RecursionError as exc:
-        # Nesting deeper than the parser allows, e.g. "[[[[...".
-        raise RecordRejectedError(
-            DeadLetterReason.INVALID_JSON, "value is not JSON the worker takes: nested too deep"
-        ) from exc
-    except _JSONRejected as exc:
-        raise RecordRejectedError(
-            DeadLetterReason.INVALID_JSON, f"value is not JSON the worker takes: {exc}"
-        ) from exc
-    except ValueError as exc:
-        # JSONDecodeError, or int()'s own digit limit should it be set below MAX_INT_DIGITS.
-        raise RecordRejectedError(
-            DeadLetterReason.INVALID_JSON, f"value is not JSON: {exc}"
-        ) from exc
-
-
-def _reject_constant(name: str) -> object:
-    raise _JSONRejected(f"{name} is not a JSON number")
-
-
-def _finite_float(literal: str) -> float:
-    value = float(literal)
-    if not math.isfinite(value):
-        raise _JSONRejected(f"the number {literal[:40]!r} is out of range for a double")
-    return value
-
-
-def _bounded_int(literal: str) -> int:
-    # Parsing a huge integer is quadratic, and Python refuses more than 4300 digits anyway,
-    # with advice (sys.set_int_max_str_digits) meant for the program, not the producer.
-    digits = len(literal) - literal.startswith("-")
-    if digits > MAX_INT_DIGITS:
-        raise _JSONRejected(
-            f"an integer has {digits} digits, more than the {MAX_INT_DIGITS} accepted"
-        )
-    return int(literal)

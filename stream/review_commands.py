@@ -138,7 +138,6 @@ def read_feedback(path: Path, *, now: datetime | None = None) -> list[Feedback]:
         try:
             fields = _fields(row.values, now, csv=csv)
             feedback = Feedback.model_validate(fields)
-            feedback.model_dump_json()  # text that cannot be written as UTF-8 fails here
         except ValidationError as exc:
             raise _fail(path, row.line, summarize_validation_error(exc)) from exc
         except ValueError as exc:

@@ -22,7 +22,6 @@ back-off; the routing in the same process is never affected.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import sqlite3
 import time
@@ -40,9 +39,9 @@ from schemas.feedback import ArchivedMessage, Feedback
 from stream._pydantic import summarize_validation_error
 from stream.config import WorkerSettings
 from stream.dead_letters import EncodedDeadLetter, describe, encode_dead_letter
-from stream.errors import BrokerUnavailableError
+from stream.errors import BrokerUnavailableError, RecordRejectedError
 from stream.metrics import StreamMetrics
-from stream.records import InboundRecord
+from stream.records import InboundRecord, parse_json
 from stream.review_store import (
     Joined,
     LabelsOf,
@@ -97,33 +96,22 @@ def parse_feedback(value: bytes | None) -> Feedback:
             DeadLetterReason.NOT_UTF8, f"value is not UTF-8: {exc}", None
         ) from exc
     try:
-        data = json.loads(text, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
-        raise FeedbackRejected(
-            DeadLetterReason.INVALID_JSON, f"value is not JSON: {describe(exc)}", None
-        ) from exc
+        # The worker's own strict JSON: no NaN or Infinity, finite doubles, bounded integers.
+        data = parse_json(text)
+    except RecordRejectedError as exc:
+        raise FeedbackRejected(exc.reason, str(exc), None) from exc
     named = data.get("message_id") if isinstance(data, dict) else None
     message_id = named if isinstance(named, str) and named else None
     try:
-        feedback = Feedback.model_validate(data)
-        # A JSON escape like "\udc00" parses to a lone surrogate, which no UTF-8 output (nor
-        # the store) can carry.
-        feedback.model_dump_json()
+        # The schema refuses lone surrogates (JSON escapes like "\udc00"), which no UTF-8
+        # output, nor the store, can carry.
+        return Feedback.model_validate(data)
     except ValidationError as exc:
         raise FeedbackRejected(
             DeadLetterReason.SCHEMA_ERROR,
             f"not valid feedback: {summarize_validation_error(exc)}",
             message_id,
         ) from exc
-    except ValueError as exc:
-        raise FeedbackRejected(
-            DeadLetterReason.SCHEMA_ERROR, f"not valid feedback: {describe(exc)}", message_id
-        ) from exc
-    return feedback
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 @dataclass

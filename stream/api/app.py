@@ -196,8 +196,8 @@ def _results(
 
 
 def _feedback_items(body: Feedback | list[Feedback], settings: ApiSettings) -> list[Feedback]:
-    """The request's feedback as a list; 4xx errors for an empty or oversized batch and for
-    text that cannot be written out as UTF-8."""
+    """The request's feedback as a list; 4xx errors for an empty or oversized batch (the schema
+    itself refuses text that is not Unicode)."""
     items = body if isinstance(body, list) else [body]
     if not items:
         raise InvalidRequestError("the batch is empty: send at least one feedback")
@@ -206,14 +206,6 @@ def _feedback_items(body: Feedback | list[Feedback], settings: ApiSettings) -> l
             f"{len(items)} feedback records in one request; the limit is {settings.max_items} "
             "(TEXTROUTE_API_MAX_ITEMS): split the batch"
         )
-    for index, item in enumerate(items):
-        try:
-            item.model_dump_json()
-        except ValueError:
-            raise InvalidRequestError(
-                f"feedback {index} has a lone surrogate (an unpaired \\ud800-\\udfff escape), "
-                "which is not Unicode text; send text as UTF-8"
-            ) from None
     return items
 
 
