@@ -26,8 +26,8 @@
 # Out, in ${OUT:-./gpu-out}: gpu-check.log (everything printed), steps.tsv (step, status,
 # seconds), nvidia-smi.txt, versions.json, inference.json, worker.json, worker.log.
 # Knobs: PYTHON, MODEL_DIR, NER_DIR, GPU_ASSETS (.gpu), WORK (/tmp/textroute-gpu-check),
-# BUDGET_S (460: every step is cut to what is left of it), BATCHES, TEXTS, WORKER_MESSAGES,
-# WORKER_BATCH (32), WORKER_PRECISION (bf16 on a GPU).
+# BUDGET_S (460: every step is cut to what is left of it), BATCHES, TEXTS, ENGINES, WORKER_MESSAGES,
+# WORKER_BATCH (256 on a GPU, else 32), WORKER_PRECISION (bf16 on a GPU).
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -256,8 +256,8 @@ main() {
   if [[ -n ${CLASSIFIER:-} ]]; then
     if ((gpu)); then
       run_step inference 240 "$PY" bench/gpu_inference.py --classifier "$CLASSIFIER" \
-        --device auto --batches "${BATCHES:-32,64,128,256,512}" --texts "${TEXTS:-4096}" \
-        "${data[@]}" --json "$OUT/inference.json"
+        --device auto --batches "${BATCHES:-64,256,512,1024}" --texts "${TEXTS:-7600}" \
+        ${ENGINES:+--engines "$ENGINES"} "${data[@]}" --json "$OUT/inference.json"
     else
       run_step inference 120 "$PY" bench/gpu_inference.py --classifier "$CLASSIFIER" \
         --device cpu --batches "${BATCHES:-8,32}" --texts "${TEXTS:-64}" --repeat 1 \
@@ -269,20 +269,24 @@ main() {
 
   if [[ -n ${CLASSIFIER:-} && -n ${NER:-} ]]; then
     local precision=${WORKER_PRECISION:-fp32} messages=${WORKER_MESSAGES:-200} paced=20
+    local batch=${WORKER_BATCH:-32}
     if ((gpu)); then
       precision=${WORKER_PRECISION:-bf16}
-      messages=${WORKER_MESSAGES:-4000}
+      messages=${WORKER_MESSAGES:-6000}
       paced=200
+      batch=${WORKER_BATCH:-256}
     fi
     # The worker and bare inference both load through InferenceSettings: torch, on the GPU.
     # TMPDIR: stream_throughput's work dir (broker and worker logs) under WORK, kept (--keep).
     rm -rf "$WORK/tmp"
     mkdir -p "$WORK/tmp"
+    # The worker's micro-batch goes to the GPU as one call (the CPU default cuts it at 32).
     run_step worker 240 env TMPDIR="$WORK/tmp" TEXTROUTE_INFERENCE_BACKEND=torch \
-      TEXTROUTE_INFERENCE_PRECISION="$precision" "$PY" bench/stream_throughput.py \
+      TEXTROUTE_INFERENCE_PRECISION="$precision" TEXTROUTE_INFERENCE_MAX_BATCH="$batch" \
+      "$PY" bench/stream_throughput.py \
       --classifier "$CLASSIFIER" --ner "$NER" --skip-naive --keep \
       --messages "$messages" --latency-messages "$paced" --latency-rate 50 \
-      --batch-size "${WORKER_BATCH:-32}" --timeout 150 --json "$OUT/worker.json"
+      --batch-size "$batch" --timeout 150 --json "$OUT/worker.json" "${data[@]}"
     local log
     for log in "$WORK"/tmp/textroute-bench-*/worker.log; do
       if [[ -f $log ]]; then

@@ -13,12 +13,19 @@ In one run, on the same messages, through the same broker, measures:
   (TEXTROUTE_WORKER_MODEL_DIR; classify_and_tag, one encoder pass per message), against the
   same naive two-pipeline consumer.
 
-Targets on a 2-core machine: worker >= 5x naive and >= 80% of bare throughput.
+With --load-sweep F1,F2,... each worker configuration is also run at those fractions of the
+saturation rate it reached in this run's backlog drain (0.5, half saturation, is always among
+them): offered vs achieved messages/s and end-to-end p50/p99 at each load, in a table, in the
+--json output and, with --plot PATH, as a PNG of p50/p99 against offered load.
+
+Targets on a 2-core machine: worker >= 5x naive and >= 80% of bare throughput; worker p99 <=
+100 ms at half its saturation rate.
 
     python bench/stream_throughput.py --classifier models/classifier --ner models/ner
     python bench/stream_throughput.py ... --multitask models/multitask  # the one-encoder worker
     python bench/stream_throughput.py --smoke     # tiny trained models (a multitask one too)
     python bench/stream_throughput.py ... --write-results   # append to bench/RESULTS.md
+    python bench/stream_throughput.py ... --load-sweep 0.1,0.25,0.5,0.75,0.9,1.0 --plot load.png
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -59,6 +66,21 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "ag_news" / "test.csv"
 RESULTS = REPO / "bench" / "RESULTS.md"
 console = Console()
 Starter = Callable[[], "subprocess.Popen[bytes]"]
+#: Worker p99 end-to-end latency target at half its saturation rate, ms.
+HALF_SATURATION_P99_MS = 100.0
+HALF = 0.5
+
+
+@dataclass
+class LoadPoint:
+    """One step of a load sweep: a paced load at `fraction` of the saturation rate."""
+
+    fraction: float
+    offered_per_s: float
+    achieved_per_s: float
+    messages: int
+    p50_ms: float | None
+    p99_ms: float | None
 
 
 @dataclass
@@ -71,6 +93,7 @@ class SystemResult:
     latency_rate: float = 0.0
     p50_ms: float | None = None
     p99_ms: float | None = None
+    sweep: list[LoadPoint] = field(default_factory=list)
 
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -94,9 +117,11 @@ def agnews_records(path: Path, n: int, prefix: str) -> list[SampleRecord]:
     return records
 
 
-def make_records(source: str, n: int, prefix: str, seed: int) -> list[SampleRecord]:
+def make_records(
+    source: str, n: int, prefix: str, seed: int, data: Path = DEFAULT_DATA
+) -> list[SampleRecord]:
     if source == "agnews":
-        return agnews_records(DEFAULT_DATA, n, prefix)
+        return agnews_records(data, n, prefix)
     return list(sample_records(n, seed=seed, id_prefix=prefix))
 
 
@@ -203,6 +228,54 @@ class Arrivals(TopicFollower):
             await asyncio.sleep(0.02)
 
 
+@dataclass
+class PacedLoad:
+    """What a paced load measured: end-to-end latencies (ms, sorted) and the achieved rate."""
+
+    latencies_ms: list[float]
+    achieved_per_s: float
+
+    @property
+    def p50_ms(self) -> float | None:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else None
+
+    @property
+    def p99_ms(self) -> float | None:
+        if len(self.latencies_ms) < 2:
+            return None
+        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[98]
+
+
+async def paced_load(
+    prod: AIOKafkaProducer,
+    arrivals: Arrivals,
+    proc: subprocess.Popen[bytes],
+    topics: TopicSettings,
+    records: list[SampleRecord],
+    rate: float,
+    timeout: float,
+) -> PacedLoad:
+    """Send `records` at `rate` messages/s and wait for every output: each one's latency from
+    its send to its routed event arriving, and messages/s from the first send to the last
+    arrival (below `rate` when the system cannot keep up)."""
+    sent_at: dict[str, float] = {}
+    interval = 1.0 / rate
+    next_send = time.perf_counter()
+    for r, out in zip(records, to_outbound(records, topics), strict=True):
+        await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
+        sent_at[r.key] = time.perf_counter()
+        await prod.send(out.topic, out.value, key=out.key)
+        next_send += interval
+    await prod.flush()
+    last = await arrivals.wait_for(list(sent_at), proc, timeout)
+    latencies = sorted((arrivals.first_seen[k] - t) * 1000 for k, t in sent_at.items())
+    span = last - min(sent_at.values()) if sent_at else 0.0
+    return PacedLoad(latencies, len(sent_at) / span if span > 0 else 0.0)
+
+
+SweepRecords = Callable[[int, int], list[SampleRecord]]
+
+
 async def measure_system(
     name: str,
     start: Starter,
@@ -212,10 +285,16 @@ async def measure_system(
     latency_records: list[SampleRecord],
     rate: float,
     timeout: float,
+    *,
+    sweep: Sequence[float] = (),
+    sweep_records: SweepRecords | None = None,
 ) -> SystemResult:
-    """Warm up, drain a backlog (throughput), then a paced load (latency)."""
+    """Warm up, drain a backlog (throughput), then a paced load (latency); with `sweep`, then
+    a paced load at each of those fractions of the drain's rate, `sweep_records(step, n)`
+    giving the step's messages (n of them, keys of their own)."""
     await ensure_topics(broker, topics.all_topics(), topics.partitions)
     proc = start()
+    points: list[LoadPoint] = []
     try:
         async with Arrivals(broker, topics.routed) as arrivals, producer(broker) as prod:
             warm = list(sample_records(12, seed=99, id_prefix=f"warm-{name}"))
@@ -233,33 +312,39 @@ async def measure_system(
             seconds = end - began
 
             console.print(f"[dim]{name}: paced load of {len(latency_records)} at {rate:g}/s[/]")
-            sent_at: dict[str, float] = {}
-            interval = 1.0 / rate
-            next_send = time.perf_counter()
-            for r, out in zip(latency_records, to_outbound(latency_records, topics), strict=True):
-                await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
-                sent_at[r.key] = time.perf_counter()
-                await prod.send(out.topic, out.value, key=out.key)
-                next_send += interval
-            await prod.flush()
-            await arrivals.wait_for(list(sent_at), proc, timeout)
-            latencies = sorted((arrivals.first_seen[k] - t) * 1000 for k, t in sent_at.items())
+            paced = await paced_load(
+                prod, arrivals, proc, topics, latency_records, rate, timeout
+            )
+            saturation = len(records) / seconds
+            for step, fraction in enumerate(sweep):
+                assert sweep_records is not None, "a sweep needs sweep_records"
+                offered = fraction * saturation
+                batch = sweep_records(step, max(2, round(offered * SWEEP_SECONDS[0])))
+                console.print(
+                    f"[dim]{name}: load sweep, {len(batch)} at {offered:.1f}/s "
+                    f"({fraction:g} of saturation)[/]"
+                )
+                got = await paced_load(prod, arrivals, proc, topics, batch, offered, timeout)
+                points.append(
+                    LoadPoint(fraction, offered, got.achieved_per_s, len(batch), got.p50_ms,
+                              got.p99_ms)
+                )  # fmt: skip
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
-    q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else None
     return SystemResult(
         system=name,
         messages=len(records),
         seconds=seconds,
         messages_per_s=len(records) / seconds,
-        latency_messages=len(latencies),
+        latency_messages=len(paced.latencies_ms),
         latency_rate=rate,
-        p50_ms=statistics.median(latencies) if latencies else None,
-        p99_ms=q[98] if q else None,
+        p50_ms=paced.p50_ms,
+        p99_ms=paced.p99_ms,
+        sweep=points,
     )
 
 
@@ -467,8 +552,8 @@ async def run(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="textroute-bench-"))
     if args.smoke:
         args.classifier, args.ner, args.multitask, args.rules = smoke_models(work / "models")
-    if args.texts == "agnews" and not DEFAULT_DATA.is_file():
-        console.print(f"[yellow]{DEFAULT_DATA} not found; using generated sample messages[/]")
+    if args.texts == "agnews" and not args.data.is_file():
+        console.print(f"[yellow]{args.data} not found; using generated sample messages[/]")
         args.texts = "samples"
     embedded = None
     if args.bootstrap:
@@ -479,8 +564,10 @@ async def run(args: argparse.Namespace) -> int:
     broker = BrokerSettings(bootstrap_servers=bootstrap)
     results: dict[str, SystemResult] = {}
     try:
-        records = make_records(args.texts, args.messages, f"w{tag}", seed=1)
-        paced = make_records(args.texts, args.messages + args.latency_messages, f"wl{tag}", 2)
+        records = make_records(args.texts, args.messages, f"w{tag}", seed=1, data=args.data)
+        paced = make_records(
+            args.texts, args.messages + args.latency_messages, f"wl{tag}", 2, data=args.data
+        )
         paced = paced[args.messages :] if args.texts == "agnews" else paced[: args.latency_messages]
         texts = [model_text(r) for r in records]
         console.print(f"{len(records)} messages ({args.texts}); work dir {work}")
@@ -554,6 +641,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rules", default=None, help="routing rules for the worker")
     p.add_argument("--bootstrap", default=None, help="Kafka to use (default: embedded tansu)")
     p.add_argument("--texts", choices=["agnews", "samples"], default="agnews")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="AG News CSV")
     p.add_argument("--messages", type=int, default=2000, help="backlog drained by the worker")
     p.add_argument("--naive-messages", type=int, default=300, help="backlog for the naive one")
     p.add_argument("--latency-messages", type=int, default=300)

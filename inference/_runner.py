@@ -10,12 +10,12 @@ from typing import TypeVar
 import numpy as np
 import structlog
 
-from inference._encoding import Encoded, Row, TextEncoder, length_buckets, pad
+from inference._encoding import MAX_PAD_RATIO, Encoded, Row, TextEncoder, length_buckets, pad
 from inference.backend import Backend
 from inference.items import INFERENCE_ERROR, ItemError, check_text
 from inference.lexical import WeightedExpert
 from inference.settings import InferenceSettings
-from schemas import ModelManifest
+from schemas import Classification, LabelScore, ModelManifest
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +37,40 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return probs
 
 
+def classifications(
+    probs: dict[int, np.ndarray],
+    labels: Sequence[str],
+    top_k: int,
+    thresholds: Sequence[float] | None = None,
+) -> dict[int, Classification]:
+    """Classification per item from its class probabilities: the top `top_k` labels and, with
+    `thresholds` (a multi-label head), every label at or above its threshold, best first.
+    Sorted in one call for the batch and built without re-validation (the scores are clipped
+    to [0, 1] here), which keeps this off the critical path of a GPU batch of hundreds."""
+    if not probs:
+        return {}
+    items = list(probs)
+    matrix = np.clip(np.stack([probs[i] for i in items]), 0.0, 1.0)
+    orders = np.argsort(-matrix, axis=1, kind="stable")
+    k = min(top_k, len(labels))
+    built: dict[int, Classification] = {}
+    for row, item in enumerate(items):
+        scores = matrix[row].tolist()
+        order = orders[row].tolist()
+        top = [LabelScore.model_construct(label=labels[j], score=scores[j]) for j in order[:k]]
+        above = None
+        if thresholds is not None:
+            above = [
+                LabelScore.model_construct(label=labels[j], score=scores[j])
+                for j in order
+                if scores[j] >= thresholds[j]
+            ]
+        built[item] = Classification.model_construct(
+            label=top[0].label, score=top[0].score, top_k=top, labels=above
+        )
+    return built
+
+
 class BatchRunner:
     """Runs encoded rows through a backend in length buckets (side by side with
     `concurrency` > 1, on the all-thread `solo` session when the call is one bucket); a bad
@@ -53,8 +87,11 @@ class BatchRunner:
         concurrency: int = 1,
         solo: Backend | None = None,
         lexical: WeightedExpert | None = None,
+        pad_ratio: float | None = MAX_PAD_RATIO,
     ) -> None:
         self.manifest = manifest
+        # None on a GPU: the whole batch in one call (see length_buckets).
+        self._pad_ratio = pad_ratio
         self.backend = backend
         # Fused with the encoder's class probabilities of single texts (the artifact's expert).
         self._lexical = lexical
@@ -77,7 +114,14 @@ class BatchRunner:
         tokens); a failing batch is retried row by row so only the row at fault fails. With
         `concurrency` > 1 the buckets run side by side, one backend call per thread."""
         results: list[Outputs | Exception] = [ValueError("not run")] * len(rows)
-        buckets = list(length_buckets(rows, self.settings.max_batch))
+        buckets = list(
+            length_buckets(
+                rows,
+                self.settings.max_batch,
+                self._pad_ratio,
+                max_tokens=self.settings.max_batch_tokens,
+            )
+        )
         backend = self._solo if self._solo is not None and len(buckets) == 1 else self.backend
 
         def run(bucket: list[int]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import structlog
 
-from inference._encoding import TextEncoder
+from inference._encoding import MAX_PAD_RATIO, TextEncoder
 from inference.backend import Backend, BackendPlan, plan_backend
 from inference.errors import OnnxFileMissingError, TokenizerMissingError
 from inference.lexical import load_lexical
@@ -40,6 +40,14 @@ def _parallelism(settings: InferenceSettings, plan: BackendPlan) -> tuple[int, i
     budget = settings.threads or cores
     runs = settings.concurrency or min(cores, budget)
     return runs, max(1, budget // runs)
+
+
+def bucket_pad_ratio(settings: InferenceSettings, plan: BackendPlan) -> float | None:
+    """How much longer than its shortest text a backend call's texts may be: as set, else
+    bounded on CPU (padding costs compute there) and open on a GPU (one call costs less)."""
+    if settings.bucket_pad_ratio is not None:
+        return settings.bucket_pad_ratio
+    return None if plan.device == "cuda" else MAX_PAD_RATIO
 
 
 def _build_backend(
@@ -103,6 +111,7 @@ def load_predictor(
         else None
     )
     encoder = TextEncoder(tokenizer_json, _max_length(root, manifest), stride=settings.chunk_stride)
+    pad_ratio = bucket_pad_ratio(settings, plan)
     log.info(
         "inference.loaded",
         model=manifest.name,
@@ -119,7 +128,15 @@ def load_predictor(
             concurrency=concurrency,
             solo=solo,
             lexical=lexical,
+            pad_ratio=pad_ratio,
         )
     return Predictor(
-        manifest, backend, encoder, settings, concurrency=concurrency, solo=solo, lexical=lexical
+        manifest,
+        backend,
+        encoder,
+        settings,
+        concurrency=concurrency,
+        solo=solo,
+        lexical=lexical,
+        pad_ratio=pad_ratio,
     )

@@ -6,15 +6,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from inference._encoding import Encoded, Row, TextEncoder
-from inference._runner import BatchRunner, Outputs, _failure, _refused, softmax
+from inference._encoding import MAX_PAD_RATIO, Encoded, Row, TextEncoder
+from inference._runner import BatchRunner, Outputs, _failure, _refused, classifications, softmax
 from inference._spans import entity_spans
 from inference.backend import Backend
 from inference.errors import ArtifactUnusableError
 from inference.items import ItemError
 from inference.lexical import WeightedExpert
 from inference.settings import InferenceSettings
-from schemas import Classification, Entity, LabelScore, ModelManifest
+from schemas import Classification, Entity, ModelManifest
 
 ClassAndEntities = tuple[Classification, list[Entity]]
 
@@ -39,6 +39,7 @@ class MultiTaskPredictor(BatchRunner):
         concurrency: int = 1,
         solo: Backend | None = None,
         lexical: WeightedExpert | None = None,
+        pad_ratio: float | None = MAX_PAD_RATIO,
     ) -> None:
         if not manifest.class_labels:
             raise ArtifactUnusableError(
@@ -54,6 +55,7 @@ class MultiTaskPredictor(BatchRunner):
             concurrency=concurrency,
             solo=solo,
             lexical=lexical,
+            pad_ratio=pad_ratio,
         )
         self.class_labels = list(manifest.class_labels)
         self.tag_labels = manifest.tag_labels
@@ -75,11 +77,14 @@ class MultiTaskPredictor(BatchRunner):
         windows = _by_item(encoded, self._run(encoded.rows, ["logits"], per_token=True), errors)
         n = len(self.tag_labels)
         classes = {
-            i: np.mean([softmax(window[0, n:]) for window in logits], axis=0)
+            i: softmax(logits[0][0, n:])
+            if len(logits) == 1
+            else np.mean([softmax(window[0, n:]) for window in logits], axis=0)
             for i, (_, logits) in windows.items()
             if i not in errors
         }
         classes = self._with_lexical(classes, dict(good))
+        built = classifications(classes, self.class_labels, self.settings.top_k)
         results: list[ClassAndEntities | ItemError] = []
         for i, text in enumerate(texts):
             if i in errors:
@@ -89,7 +94,7 @@ class MultiTaskPredictor(BatchRunner):
             assert isinstance(text, str)  # _check_texts refused every non-string
             tags = [softmax(window[:, :n]) for window in logits]
             entities = entity_spans(text, rows, tags, self.tag_labels)
-            results.append((self._classification(classes[i]), entities))
+            results.append((built[i], entities))
         return results
 
     def classify(self, texts: Sequence[object]) -> list[Classification | ItemError]:
@@ -99,11 +104,6 @@ class MultiTaskPredictor(BatchRunner):
     def entities(self, texts: Sequence[object]) -> list[list[Entity] | ItemError]:
         """The entity half of `classify_and_tag` (the encoder pass is the same)."""
         return [r[1] if isinstance(r, tuple) else r for r in self.classify_and_tag(texts)]
-
-    def _classification(self, probs: np.ndarray) -> Classification:
-        order = np.argsort(-probs)[: min(self.settings.top_k, len(self.class_labels))]
-        top = [LabelScore(label=self.class_labels[j], score=float(probs[j])) for j in order]
-        return Classification(label=top[0].label, score=top[0].score, top_k=top)
 
 
 def _by_item(

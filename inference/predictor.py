@@ -14,13 +14,14 @@ from inference._runner import (
     _checked,
     _failure,
     _refused,
+    classifications,
     sigmoid,
     softmax,
 )
 from inference._spans import entity_spans
 from inference.errors import WrongTaskError
 from inference.items import Answer, ItemError, check_pair
-from schemas import Classification, Entity, LabelScore, TaskKind
+from schemas import Classification, Entity, TaskKind
 
 
 class Predictor(BatchRunner):
@@ -52,33 +53,26 @@ class Predictor(BatchRunner):
             if isinstance(out, Exception):
                 errors.setdefault(row.item, _failure(row.item, out))
             else:
-                per_item.setdefault(row.item, []).append(activation(out["logits"]))
+                per_item.setdefault(row.item, []).append(out["logits"])
+        # One activation over every window of the batch (a GPU batch is hundreds of rows).
+        if per_item:
+            stacked = activation(np.stack([w for ws in per_item.values() for w in ws]))
+            at = 0
+            for i, ws in per_item.items():
+                per_item[i] = list(stacked[at : at + len(ws)])
+                at += len(ws)
         # Long texts in chunks: the mean of the windows' probabilities. For independent labels
         # too (not the max): the thresholds were tuned on one window a text, and a mean keeps
         # a label's probability on that scale, where a max would rise with every extra window
         # and add labels to long texts that only brush a topic.
-        probs = {i: np.mean(p, axis=0) for i, p in per_item.items() if i not in errors}
+        probs = {
+            i: p[0] if len(p) == 1 else np.mean(p, axis=0)
+            for i, p in per_item.items()
+            if i not in errors
+        }
         probs = self._with_lexical(probs, texts)
-        labels = self.manifest.labels
-        k = min(self.settings.top_k, len(labels))
-        results: list[Classification | ItemError] = []
-        for i in range(n):
-            if i in errors:
-                results.append(errors[i])
-                continue
-            order = np.argsort(-probs[i], kind="stable")
-            top = [LabelScore(label=labels[j], score=float(probs[i][j])) for j in order[:k]]
-            above = None
-            if thresholds is not None:
-                above = [
-                    LabelScore(label=labels[j], score=float(probs[i][j]))
-                    for j in order
-                    if probs[i][j] >= thresholds[j]
-                ]
-            results.append(
-                Classification(label=top[0].label, score=top[0].score, top_k=top, labels=above)
-            )
-        return results
+        built = classifications(probs, self.manifest.labels, self.settings.top_k, thresholds)
+        return [errors[i] if i in errors else built[i] for i in range(n)]
 
     def classify(self, texts: Sequence[object]) -> list[Classification | ItemError]:
         """One Classification (label, probability, top-k) or ItemError per text, in order;

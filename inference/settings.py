@@ -43,6 +43,19 @@ class InferenceSettings(BaseSettings):
     )
     max_chars: int = Field(default=20_000, gt=0, description="Longer texts get text_too_long.")
     max_batch: int = Field(default=32, gt=0, description="Most sequences per backend call.")
+    max_batch_tokens: int | None = Field(
+        default=None,
+        gt=0,
+        description="Most padded tokens (sequences x the longest) per backend call, unset for "
+        "no bound: a batch of long texts then runs in several calls of a bounded working set.",
+    )
+    bucket_pad_ratio: float | None = Field(
+        default=None,
+        ge=1.0,
+        description="A backend call holds texts at most this many times its shortest one's "
+        "length. Unset: 1.25 on CPU, no bound on a GPU (where one call for the whole batch "
+        "costs less than padding it).",
+    )
     top_k: int = Field(default=3, ge=1, description="Labels listed in Classification.top_k.")
     long_text: Literal["truncate", "chunks"] = Field(
         default="truncate",
