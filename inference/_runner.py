@@ -72,10 +72,9 @@ def classifications(
 
 
 class BatchRunner:
-    """Runs encoded rows through a backend in length buckets (side by side with
-    `concurrency` > 1, on the all-thread `solo` session when the call is one bucket); a bad
-    row gets its exception in its place and never costs the rest of the batch its results.
-    A base for the predictors: it serves no task itself."""
+    """Runs encoded rows through a backend in length buckets (side by side on the one
+    backend with `concurrency` > 1); a bad row gets its exception in its place and never
+    costs the rest of the batch its results. A base for the predictors: it serves no task itself."""
 
     def __init__(
         self,
@@ -85,7 +84,6 @@ class BatchRunner:
         settings: InferenceSettings,
         *,
         concurrency: int = 1,
-        solo: Backend | None = None,
         lexical: WeightedExpert | None = None,
         pad_ratio: float | None = MAX_PAD_RATIO,
     ) -> None:
@@ -95,9 +93,6 @@ class BatchRunner:
         self.backend = backend
         # Fused with the encoder's class probabilities of single texts (the artifact's expert).
         self._lexical = lexical
-        # The same graph with every thread, for a call that is one bucket (a lone text): with
-        # buckets side by side, `backend` has only its share of the cores.
-        self._solo = solo
         self.backend_name = backend.name
         self.settings = settings
         self._encoder = encoder
@@ -122,7 +117,7 @@ class BatchRunner:
                 max_tokens=self.settings.max_batch_tokens,
             )
         )
-        backend = self._solo if self._solo is not None and len(buckets) == 1 else self.backend
+        backend = self.backend
 
         def run(bucket: list[int]) -> None:
             try:

@@ -32,14 +32,15 @@ def _max_length(root: Path, manifest: ModelManifest) -> int:
 
 
 def _parallelism(settings: InferenceSettings, plan: BackendPlan) -> tuple[int, int]:
-    """(buckets run at once, intra-op threads for each run): ONNX Runtime on CPU splits the
-    cores between concurrent runs; PyTorch runs one bucket at a time with all of them."""
+    """(buckets run at once, intra-op threads of the session): ONNX Runtime on CPU runs a
+    call's length buckets side by side on one session of every thread (measured as fast as a
+    session per bucket thread plus one for lone texts, with the graph loaded once); PyTorch
+    runs one bucket at a time."""
     if plan.kind != "onnx":
         return 1, settings.threads
     cores = os.cpu_count() or 1
     budget = settings.threads or cores
-    runs = settings.concurrency or min(cores, budget)
-    return runs, max(1, budget // runs)
+    return settings.concurrency or min(cores, budget), budget
 
 
 def bucket_pad_ratio(settings: InferenceSettings, plan: BackendPlan) -> float | None:
@@ -105,11 +106,6 @@ def load_predictor(
     plan = plan_backend(settings)
     concurrency, threads = _parallelism(settings, plan)
     backend = _build_backend(root, manifest, plan, threads, spin=settings.spin)
-    solo = (
-        _build_backend(root, manifest, plan, concurrency * threads, spin=settings.spin)
-        if concurrency > 1
-        else None
-    )
     encoder = TextEncoder(tokenizer_json, _max_length(root, manifest), stride=settings.chunk_stride)
     pad_ratio = bucket_pad_ratio(settings, plan)
     log.info(
@@ -126,7 +122,6 @@ def load_predictor(
             encoder,
             settings,
             concurrency=concurrency,
-            solo=solo,
             lexical=lexical,
             pad_ratio=pad_ratio,
         )
@@ -136,7 +131,6 @@ def load_predictor(
         encoder,
         settings,
         concurrency=concurrency,
-        solo=solo,
         lexical=lexical,
         pad_ratio=pad_ratio,
     )

@@ -37,7 +37,6 @@ class MultiTaskPredictor(BatchRunner):
         settings: InferenceSettings,
         *,
         concurrency: int = 1,
-        solo: Backend | None = None,
         lexical: WeightedExpert | None = None,
         pad_ratio: float | None = MAX_PAD_RATIO,
     ) -> None:
@@ -53,7 +52,6 @@ class MultiTaskPredictor(BatchRunner):
             encoder,
             settings,
             concurrency=concurrency,
-            solo=solo,
             lexical=lexical,
             pad_ratio=pad_ratio,
         )
@@ -65,14 +63,14 @@ class MultiTaskPredictor(BatchRunner):
         one pass of the encoder, or an ItemError that costs no other text its result.
 
         With long_text=chunks a long text is read in windows: every window is tagged and the
-        class is the mean of the windows' [CLS] class probabilities; otherwise the text is
-        truncated to max_length.
+        class is the mean of the windows' [CLS] class probabilities; with head_tail, in one
+        window of its head and tail (no entity of the middle is found); with truncate, its
+        first max_length tokens.
         """
         good, errors = self._check_texts(texts)
-        if self.settings.long_text == "chunks":
-            encoded = self._encoder.windows(good)
-        else:
-            encoded = self._encoder.texts(good, chunks=False)
+        encoded = self._encoder.encode(
+            good, self.settings.long_text, stride=self.settings.chunk_stride
+        )
         errors.update(_refused(encoded))
         windows = _by_item(encoded, self._run(encoded.rows, ["logits"], per_token=True), errors)
         n = len(self.tag_labels)

@@ -3,6 +3,8 @@ caller names them, a session on other execution providers, e.g. CUDA)."""
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -54,6 +56,35 @@ def cpu_session(
         providers=["CPUExecutionProvider"],
         disabled_optimizers=list(SLOW_FUSIONS),
     )
+
+
+#: The process's CPU sessions by graph file (path, size, mtime) and options: a graph that two
+#: predictors serve (two pipelines, two roles of one artifact, the API and the worker in one
+#: process) is loaded once. Weak values: a session goes when its last backend does (a hot
+#: reload to a new version frees the old graph).
+_SESSIONS: weakref.WeakValueDictionary[tuple[str, int, int, int, bool], ort.InferenceSession] = (
+    weakref.WeakValueDictionary()
+)
+_SESSIONS_LOCK = threading.Lock()
+
+
+def shared_cpu_session(path: Path, *, threads: int = 0, spin: bool = False) -> ort.InferenceSession:
+    """The process's CPU session of the graph at `path` (see _SESSIONS), loaded on first use.
+    ONNX Runtime runs concurrent `run` calls on one session safely, so callers share it."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, threads, spin)
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get(key)
+        if session is None:
+            session = cpu_session(path, threads=threads, spin=spin)
+            _SESSIONS[key] = session
+        return session
+
+
+def loaded_graphs() -> int:
+    """ONNX graphs this process holds a CPU session of (each once; see shared_cpu_session)."""
+    with _SESSIONS_LOCK:
+        return len(_SESSIONS)
 
 
 def provider_name(provider: Provider) -> str:
@@ -108,7 +139,7 @@ class OnnxBackend:
                 ) from exc
         else:
             try:
-                self._session = cpu_session(path, threads=threads, spin=spin)
+                self._session = shared_cpu_session(path, threads=threads, spin=spin)
             except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
                 raise ModelLoadFailedError(
                     f"ONNX Runtime cannot load {path}: {exc}; "

@@ -9,6 +9,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BackendChoice = Literal["auto", "onnx", "torch"]
 Precision = Literal["int8", "fp32", "fp16", "bf16"]
+#: How a text longer than max_length is read (see InferenceSettings.long_text).
+LongText = Literal["truncate", "head_tail", "chunks"]
 
 
 class InferenceSettings(BaseSettings):
@@ -29,11 +31,10 @@ class InferenceSettings(BaseSettings):
     concurrency: int = Field(
         default=0,
         ge=0,
-        description="ONNX Runtime on CPU: length buckets of one call run side by side, each "
-        "on its own thread with threads/concurrency intra-op threads; 0 = one per core. Small "
-        "buckets keep two cores busier side by side than split across both (measured 1.8x at "
-        "batch 8, 1.05x at batch 32); 1 runs one bucket at a time with every thread. A call that "
-        "is one bucket (a lone text) always gets every thread.",
+        description="ONNX Runtime on CPU: length buckets of one call run side by side, on "
+        "this many threads sharing the graph's one session (0 = one per core). Small buckets "
+        "keep two cores busier side by side than split across both (measured 1.8x at batch 8, "
+        "1.05x at batch 32); 1 runs one bucket at a time.",
     )
     spin: bool = Field(
         default=False,
@@ -57,10 +58,15 @@ class InferenceSettings(BaseSettings):
         "costs less than padding it).",
     )
     top_k: int = Field(default=3, ge=1, description="Labels listed in Classification.top_k.")
-    long_text: Literal["truncate", "chunks"] = Field(
+    long_text: LongText = Field(
         default="truncate",
-        description="truncate: keep the first max_length tokens; chunks: split the text into "
-        "max_length windows, mean-pool class probabilities and tag entities in every window.",
+        description="How a text longer than max_length is read. truncate: its first "
+        "max_length tokens. head_tail: one window of its first quarter and last three "
+        "quarters (128 + 382 tokens of 510; Sun et al. 2019), offsets still indexing the whole "
+        "text; entities in the cut middle are not found. chunks: every max_length window "
+        "(chunk_stride tokens shared), class probabilities mean-pooled, entities tagged in "
+        "every window; costs one backend row per window. A pipelines file can set it per "
+        "pipeline (`long_text:`).",
     )
     chunk_stride: int = Field(
         default=32, ge=0, description="Tokens shared by neighbouring classification chunks."

@@ -122,7 +122,7 @@ def test_a_backend_failure_costs_only_the_item_that_caused_it(
 def test_a_lone_failing_item_gets_an_error_instead_of_raising(
     tiny_classifier_artifact: Path,
 ) -> None:
-    predictor = _onnx(tiny_classifier_artifact, concurrency=1)  # no all-threads solo backend
+    predictor = _onnx(tiny_classifier_artifact, concurrency=1)
     poison = predictor._encoder.texts([(0, "nasa")], chunks=False).rows[0].ids[1]
     predictor.backend = _FailingOn(predictor, poison)
     assert _labels(predictor.classify(["nasa"])) == ["inference_error"]
@@ -163,25 +163,33 @@ def test_buckets_side_by_side_give_the_answers_of_one_bucket_at_a_time(
         assert a.score == pytest.approx(b.score, abs=1e-6)
 
 
-def test_a_lone_text_runs_with_every_thread_while_buckets_share_them(
+def test_one_session_of_every_thread_serves_lone_texts_and_side_by_side_buckets(
     tiny_classifier_artifact: Path,
 ) -> None:
     predictor = _onnx(tiny_classifier_artifact, max_batch=3, concurrency=2, threads=2)
-    assert isinstance(predictor._solo, OnnxBackend) and isinstance(predictor.backend, OnnxBackend)
-    threads = {
-        name: b._session.get_session_options().intra_op_num_threads
-        for name, b in (("solo", predictor._solo), ("shared", predictor.backend))
-    }
-    assert threads == {"solo": 2, "shared": 1}
-    shared, solo = _FailingOn(predictor, token_id=-1), _FailingOn(predictor, token_id=-1)
-    predictor.backend, predictor._solo = shared, solo
+    assert isinstance(predictor.backend, OnnxBackend)
+    assert predictor.backend._session.get_session_options().intra_op_num_threads == 2
+    assert not hasattr(predictor, "_solo")
+    recorder = _FailingOn(predictor, token_id=-1)
+    predictor.backend = recorder
     lone = predictor.classify(["game"])
-    assert len(solo.calls) == 1 and not shared.calls
     predictor.classify(_varied_texts())
-    assert len(solo.calls) == 1 and len(shared.calls) > 2
+    assert len(recorder.calls) > 3
     assert _labels(lone) == _labels(
         _onnx(tiny_classifier_artifact, concurrency=1).classify(["game"])
     )
+
+
+def test_each_onnx_graph_is_loaded_once_per_process(tiny_classifier_artifact: Path) -> None:
+    from inference.onnx_backend import loaded_graphs
+
+    first = _onnx(tiny_classifier_artifact, concurrency=2, threads=2)
+    before = loaded_graphs()
+    second = _onnx(tiny_classifier_artifact, concurrency=2, threads=2)
+    assert isinstance(first.backend, OnnxBackend) and isinstance(second.backend, OnnxBackend)
+    assert first.backend._session is second.backend._session
+    assert loaded_graphs() == before
+    assert _labels(first.classify([SPORTS])) == _labels(second.classify([SPORTS]))
 
 
 def test_a_failure_in_a_side_by_side_bucket_costs_only_its_item(
@@ -203,9 +211,9 @@ def test_a_failure_in_a_side_by_side_bucket_costs_only_its_item(
 
 @pytest.mark.parametrize(
     ("threads", "concurrency", "expected"),
-    [(4, 2, (2, 2)), (4, 0, (2, 2)), (1, 0, (1, 1)), (2, 1, (1, 2)), (0, 0, (2, 1))],
+    [(4, 2, (2, 4)), (4, 0, (2, 4)), (1, 0, (1, 1)), (2, 1, (1, 2)), (0, 0, (2, 2))],
 )
-def test_onnx_splits_the_thread_budget_between_side_by_side_runs(
+def test_onnx_runs_buckets_side_by_side_on_one_session_of_the_whole_thread_budget(
     monkeypatch: pytest.MonkeyPatch,
     threads: int,
     concurrency: int,
@@ -230,6 +238,33 @@ def test_long_text_is_truncated_or_pooled_over_chunks(tiny_classifier_artifact: 
     assert isinstance(truncated, Classification) and isinstance(pooled, Classification)
     assert truncated.label == "Sports"
     assert pooled.label == "Business"
+
+
+def test_head_tail_reads_the_end_of_a_long_text_that_truncation_cuts_off(
+    tiny_classifier_artifact: Path,
+) -> None:
+    # Of 62 tokens of text a window, truncate reads 16 fillers and 46 sports words; head_tail
+    # the same 16 fillers (its head) and the last 46 words (its tail): all business.
+    text = " ".join(["the"] * 16 + ["game"] * 60 + ["stock market bank profit"] * 15)
+    truncated = _onnx(tiny_classifier_artifact).classify([text])[0]
+    head_tail = _onnx(tiny_classifier_artifact, long_text="head_tail")
+    (read,) = head_tail.classify([text])
+    assert isinstance(truncated, Classification) and isinstance(read, Classification)
+    assert (truncated.label, read.label) == ("Sports", "Business")
+    rows = head_tail._encoder.encode([(0, text)], "head_tail").rows
+    assert len(rows) == 1 and len(rows[0].ids) == head_tail.manifest.max_length
+
+
+def test_head_tail_entities_index_the_original_text_and_miss_only_the_cut_middle(
+    tiny_ner_artifact: Path,
+) -> None:
+    middle = " ".join(["the"] * 60) + " mary lives in berlin " + " ".join(["the"] * 60)
+    text = f"john smith visited paris {middle} john smith visited paris"
+    (found,) = _onnx(tiny_ner_artifact, long_text="head_tail").entities([text])
+    assert isinstance(found, list)
+    assert [(e.type, e.text) for e in found] == [("PER", "john smith"), ("LOC", "paris")] * 2
+    assert all(text[e.start : e.end] == e.text for e in found)
+    assert found[0].start == 0 and found[-1].end == len(text), "tail offsets are the text's own"
 
 
 def test_onnx_int8_onnx_fp32_and_torch_give_the_same_labels(
