@@ -44,9 +44,9 @@ from inference.language import (
 from inference.lexical import LexicalExpert, fuse, fuse_log_odds, load_lexical
 from inference.loading import load_predictor
 from inference.multitask import MultiTaskPredictor
-from inference.onnx_backend import SLOW_FUSIONS, cpu_session, session_options
+from inference.onnx_backend import SLOW_FUSIONS, cpu_session, loaded_graphs, session_options
 from inference.pooling import mean_pooled
-from inference.predictor import Predictor
+from inference.predictor import Predictor, with_long_text
 from inference.settings import InferenceSettings
 from inference.torch_backend import AUTO_MODEL_CLASSES, auto_model_class
 
@@ -94,6 +94,7 @@ __all__ = [
     "html_to_text",
     "load_lexical",
     "load_predictor",
+    "loaded_graphs",
     "looks_like_html",
     "mean_pooled",
     "normalize_whitespace",
@@ -105,4 +106,5 @@ __all__ = [
     "session_options",
     "supported_languages",
     "window_centrality",
+    "with_long_text",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from inference import loaded_graphs
 from schemas.manifest import ModelManifest
 
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -135,6 +136,13 @@ class StreamMetrics:
             ["pipeline", "verdict"],
             registry=r,
         )
+        self.onnx_graphs = Gauge(
+            "textroute_onnx_graphs_loaded",
+            "ONNX graphs this process holds a session of; each graph is loaded once however "
+            "many pipelines or roles serve it.",
+            registry=r,
+        )
+        self.onnx_graphs.set_function(lambda: float(loaded_graphs()))
         self.feedback_pending = Gauge(
             "textroute_feedback_pending",
             "Feedback waiting for its message's archive record.",

@@ -166,3 +166,13 @@ pipelines:
     (topics / MANIFEST_FILE).write_text(bad.model_dump_json(), encoding="utf-8")
     assert pipelines.check_for_update() == []
     assert _samples(metrics, share) == {("ticket", "Business"): 1.0}
+
+
+def test_the_metrics_count_each_loaded_onnx_graph_once(tiny_classifier_artifact: Path) -> None:
+    metrics = StreamMetrics()
+    first = load_predictor(tiny_classifier_artifact)
+    before = metrics.registry.get_sample_value("textroute_onnx_graphs_loaded")
+    second = load_predictor(tiny_classifier_artifact)  # another pipeline with the same model
+    assert before is not None and before >= 1
+    assert metrics.registry.get_sample_value("textroute_onnx_graphs_loaded") == before
+    assert first.backend is not second.backend
