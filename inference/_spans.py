@@ -20,23 +20,45 @@ def window_centrality(position: int, first: int, last: int) -> int:
     return min(position - first, last - position)
 
 
-@dataclass
-class _Word:
-    start: int
-    end: int
-    tag: str
-    prob: float
+@dataclass(frozen=True)
+class _Words:
+    """The words of one text that some row read, in order: word id, character span, and the
+    probability row of its first sub-token."""
+
+    index: list[int]
+    starts: list[int]
+    ends: list[int]
+    probs: np.ndarray  # (words, tags)
 
 
-def _words(
-    rows: Sequence[Row], probs: Sequence[np.ndarray], labels: Sequence[str], *, viterbi: bool
-) -> list[_Word]:
-    """One entry per word: its tag and probability from its first sub-token, its span from all.
+def _one_row(row: Row, p: np.ndarray) -> _Words | None:
+    """The words of a text read in one row (the common case: no windows to reconcile), or None
+    when the row's word ids are not in order (then the general path decides)."""
+    index: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    firsts: list[int] = []
+    previous = -1
+    for t, w in enumerate(row.word_ids):
+        if w is None:
+            continue
+        start, end = row.offsets[t]
+        if w == previous:
+            ends[-1] = max(ends[-1], end)
+            continue
+        if w < previous:
+            return None
+        previous = w
+        index.append(w)
+        starts.append(start)
+        ends.append(end)
+        firsts.append(t)
+    return _Words(index, starts, ends, p[firsts])
 
-    A token read in several overlapping windows takes its prediction from the one where it
-    sits most centrally (`window_centrality`).
-    With `viterbi` the tags are the most probable valid BIO sequence, else each word's argmax.
-    """
+
+def _overlapping(rows: Sequence[Row], probs: Sequence[np.ndarray]) -> _Words:
+    """The words of a text read in overlapping windows: a token read in several takes its
+    prediction from the one where it sits most centrally (`window_centrality`)."""
     spans: dict[int, list[int]] = {}
     # (word, token start) -> (distance from the window's nearer edge, probability row)
     best: dict[tuple[int, int], tuple[int, np.ndarray]] = {}
@@ -58,14 +80,13 @@ def _words(
     order = sorted(spans)
     # Each word reads its first sub-token.
     word_probs = [best[(w, spans[w][0])][1] for w in order]
-    if viterbi and word_probs:
-        tags = bio_viterbi(np.stack(word_probs), labels)
-    else:
-        tags = [int(p.argmax()) for p in word_probs]
-    return [
-        _Word(spans[w][0], spans[w][1], labels[tag], float(p[tag]))
-        for w, p, tag in zip(order, word_probs, tags, strict=True)
-    ]
+    width = probs[0].shape[-1] if len(probs) else 0
+    return _Words(
+        order,
+        [spans[w][0] for w in order],
+        [spans[w][1] for w in order],
+        np.stack(word_probs) if word_probs else np.zeros((0, width)),
+    )
 
 
 def entity_spans(
@@ -77,29 +98,40 @@ def entity_spans(
     viterbi: bool = True,
 ) -> list[Entity]:
     """Tag the words (the best valid BIO sequence, or with `viterbi=False` each word's argmax)
-    and merge B-X/I-X words into entities; an I-X that does not continue an X starts one."""
+    and merge B-X/I-X words into entities; an I-X that does not continue an X starts one, and
+    an entity never spans words no row read (the cut middle of a head_tail row)."""
+    words = _one_row(rows[0], probs[0]) if len(rows) == 1 else None
+    if words is None:
+        words = _overlapping(rows, probs)
+    if not words.index:
+        return []
+    tags = bio_viterbi(words.probs, labels) if viterbi else words.probs.argmax(axis=1).tolist()
+    scores = words.probs[np.arange(len(tags)), tags].tolist()
+    parts = [tag_parts(label) for label in labels]
     entities: list[Entity] = []
-    current: list[_Word] = []
     kind = ""
+    first = -1  # the open entity's first word (position in `words`), -1 when none is open
 
-    def close() -> None:
-        if current:
-            start, end = current[0].start, current[-1].end
-            score = float(np.mean([w.prob for w in current]))
-            entities.append(
-                Entity(type=kind, text=text[start:end], start=start, end=end, score=score)
-            )
-            current.clear()
+    def close(last: int) -> None:
+        start, end = words.starts[first], words.ends[last]
+        score = sum(scores[first : last + 1]) / (last + 1 - first)
+        entities.append(Entity(type=kind, text=text[start:end], start=start, end=end, score=score))
 
-    for word in _words(rows, probs, labels, viterbi=viterbi):
-        prefix, tag_type = tag_parts(word.tag)
+    for position, tag in enumerate(tags):
+        prefix, tag_type = parts[tag]
+        if first >= 0 and (
+            # Words between were never read: an entity across them would hold unread text.
+            words.index[position] != words.index[position - 1] + 1
+            or not tag_type
+            or prefix == "B"
+            or tag_type != kind
+        ):
+            close(position - 1)
+            first = -1
         if not tag_type:
-            close()
-            kind = ""
             continue
-        if prefix == "B" or tag_type != kind or not current:
-            close()
-            kind = tag_type
-        current.append(word)
-    close()
+        if first < 0:
+            first, kind = position, tag_type
+    if first >= 0:
+        close(len(tags) - 1)
     return entities

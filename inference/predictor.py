@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -21,6 +23,7 @@ from inference._runner import (
 from inference._spans import entity_spans
 from inference.errors import WrongTaskError
 from inference.items import Answer, ItemError, check_pair
+from inference.settings import LongText
 from schemas import Classification, Entity, TaskKind
 
 
@@ -74,6 +77,12 @@ class Predictor(BatchRunner):
         built = classifications(probs, self.manifest.labels, self.settings.top_k, thresholds)
         return [errors[i] if i in errors else built[i] for i in range(n)]
 
+    def _encode(self, good: Sequence[tuple[int, str]]) -> Encoded:
+        """Rows for single texts, a long one read by this predictor's long_text policy."""
+        return self._encoder.encode(
+            good, self.settings.long_text, stride=self.settings.chunk_stride
+        )
+
     def classify(self, texts: Sequence[object]) -> list[Classification | ItemError]:
         """One Classification (label, probability, top-k) or ItemError per text, in order;
         with a lexical expert in the artifact, the encoder's and the expert's probabilities
@@ -81,8 +90,7 @@ class Predictor(BatchRunner):
         also answers `labels`: every label at or above its threshold, best first."""
         self._require(TaskKind.CLASSIFICATION, TaskKind.MULTI_LABEL)
         good, errors = self._check_texts(texts)
-        chunks = self.settings.long_text == "chunks"
-        encoded = self._encoder.texts(good, chunks=chunks)
+        encoded = self._encode(good)
         return self._classify_rows(len(texts), errors, encoded, dict(good))
 
     def classify_pairs(self, pairs: Sequence[object]) -> list[Classification | ItemError]:
@@ -95,10 +103,7 @@ class Predictor(BatchRunner):
         """Entities of each text as spans over the original text, or an ItemError."""
         self._require(TaskKind.TOKEN_CLASSIFICATION)
         good, errors = self._check_texts(texts)
-        if self.settings.long_text == "chunks":
-            encoded = self._encoder.windows(good)
-        else:
-            encoded = self._encoder.texts(good, chunks=False)
+        encoded = self._encode(good)
         errors.update(_refused(encoded))
         rows = encoded.rows
         outputs = self._run(rows, ["logits"], per_token=True)
@@ -152,6 +157,32 @@ class Predictor(BatchRunner):
     def answer(self, question: str, context: str) -> Answer | ItemError:
         """The answer to one question about one context."""
         return self.answers([(question, context)])[0]
+
+
+Runner = TypeVar("Runner", bound=BatchRunner)
+
+
+def with_long_text(
+    predictor: Runner, long_text: LongText | None = None, *, chunk_stride: int | None = None
+) -> Runner:
+    """`predictor` reading long texts by `long_text` (None: its own) with `chunk_stride`
+    (None: its own): itself when that is its policy already, else a twin (a Predictor or a
+    MultiTaskPredictor alike) sharing its backend sessions, encoder and threads. The policy is
+    only how texts are encoded, never the graph: pipelines reading one artifact by different
+    policies hold one copy of the model."""
+    update: dict[str, object] = {}
+    if long_text is not None:
+        update["long_text"] = long_text
+    if chunk_stride is not None:
+        if chunk_stride < 0:
+            raise ValueError(f"chunk_stride must be 0 or more, not {chunk_stride}")
+        update["chunk_stride"] = chunk_stride
+    settings = predictor.settings.model_copy(update=update)
+    if settings == predictor.settings:
+        return predictor
+    twin = copy.copy(predictor)
+    twin.settings = settings
+    return twin
 
 
 def _answer_window(row: Row, out: Outputs) -> AnswerWindow:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.artifact import read_manifest
 from schemas.manifest import ModelManifest, TaskKind
@@ -19,6 +19,19 @@ from stream.routing import RoutingRules, load_rules
 
 #: A pipeline or model name: also a metric label and part of rule ids.
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+#: How a text longer than the model's max_length is read: inference's
+#: InferenceSettings.long_text, whose description says what each does.
+LongText = Literal["truncate", "head_tail", "chunks"]
+
+
+@dataclass(frozen=True)
+class LongTextPolicy:
+    """A pipeline's own long-text policy, over the worker-wide TEXTROUTE_INFERENCE_LONG_TEXT
+    and TEXTROUTE_INFERENCE_CHUNK_STRIDE; None keeps the worker's setting."""
+
+    long_text: LongText | None = None
+    chunk_stride: int | None = None
 
 
 class TextOptions(BaseModel):
@@ -72,11 +85,41 @@ class PipelineSpec(BaseModel):
         description="Routing rules, inline or the path of a rules file (relative to this file)."
     )
     text: TextOptions = Field(default_factory=TextOptions)
+    long_text: LongText | None = Field(
+        default=None,
+        description="How this pipeline's models read a text longer than their max_length: "
+        "truncate (its first max_length tokens), head_tail (its first quarter and last three "
+        "quarters in one window; entities in the cut middle are not found) or chunks (every "
+        "window: one backend row each, entities anywhere). Default: the worker's "
+        "TEXTROUTE_INFERENCE_LONG_TEXT (truncate).",
+    )
+    chunk_stride: int | None = Field(
+        default=None,
+        ge=0,
+        description="Tokens shared by neighbouring chunks with long_text chunks. Default: "
+        "the worker's TEXTROUTE_INFERENCE_CHUNK_STRIDE (32).",
+    )
     allow_unmapped_labels: bool = Field(
         default=False,
         description="Let labels without a category rule go to default_queue; by default every "
         "label of the classifier needs one, so a new label cannot be misrouted unnoticed.",
     )
+
+    @model_validator(mode="after")
+    def _stride_needs_chunks(self) -> PipelineSpec:
+        if self.chunk_stride is not None and self.long_text not in (None, "chunks"):
+            raise ValueError(
+                f"chunk_stride is only read with long_text chunks, not {self.long_text}; "
+                "drop it or set long_text: chunks"
+            )
+        return self
+
+    @property
+    def long_text_policy(self) -> LongTextPolicy | None:
+        """The pipeline's own long-text policy, or None when it keeps the worker's."""
+        if self.long_text is None and self.chunk_stride is None:
+            return None
+        return LongTextPolicy(self.long_text, self.chunk_stride)
 
 
 class PipelinesFile(BaseModel):
@@ -105,6 +148,8 @@ class ResolvedPipeline:
     allow_unmapped_labels: bool
     #: The shadow candidate's directory (PipelineSpec.shadow), or None.
     shadow: Path | None = None
+    #: How every model of the pipeline reads long texts, or None: the worker's setting.
+    long_text: LongTextPolicy | None = None
 
 
 def _default_kinds(name: str, spec: PipelineSpec) -> list[MessageKind]:
@@ -178,6 +223,7 @@ def parse_pipelines(text: str, *, source: str, base_dir: Path) -> list[ResolvedP
                 text=spec.text,
                 allow_unmapped_labels=spec.allow_unmapped_labels,
                 shadow=model(spec.shadow, f"{key}.shadow") if spec.shadow else None,
+                long_text=spec.long_text_policy,
             )
         )
     return resolved

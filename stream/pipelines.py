@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import threading
 import weakref
@@ -20,6 +22,7 @@ from stream.metrics import StreamMetrics, training_label_share
 from stream.model_set import Classifier, ModelSet
 from stream.models import Loader, ReloadingModels, Validator
 from stream.pipeline_config import (
+    LongTextPolicy,
     ResolvedPipeline,
     TextOptions,
     check_models,
@@ -61,33 +64,78 @@ class EmailText(Protocol):
 DEFAULT_PIPELINE = "default"
 
 
+def read_long_texts(model: Any, policy: LongTextPolicy) -> Any:
+    """`model` (a predictor) reading long texts by `policy`: inference's `with_long_text`, a
+    twin sharing its graph, or the model itself when that is its policy already."""
+    from inference import with_long_text
+
+    return with_long_text(model, policy.long_text, chunk_stride=policy.chunk_stride)
+
+
+#: Makes a loaded model read long texts by a pipeline's policy (`read_long_texts`).
+PolicyApplier = Callable[[Any, LongTextPolicy], Any]
+
+
 class SharedLoader:
     """Loads each artifact directory once per version, so pipelines naming one model share one
-    predictor (and its memory), and a new version is loaded once for all of them."""
+    predictor (and its memory), and a new version is loaded once for all of them.
 
-    def __init__(self, loader: Loader) -> None:
+    A pipeline with a long-text policy of its own loads through `reading(policy)`: it gets
+    the shared predictor made to read by that policy (`read_long_texts`, a twin sharing its
+    graph), one per directory and policy, so pipelines with one policy still share a model
+    and its batch."""
+
+    def __init__(self, loader: Loader, *, apply_policy: PolicyApplier = read_long_texts) -> None:
         self._loader = loader
+        self._apply_policy = apply_policy
         self._lock = threading.Lock()
         # Weak: a model is dropped once no pipeline holds it, e.g. the version a model home's
         # `current` pointed at before a promotion (each version is a directory of its own).
-        self._cache: weakref.WeakValueDictionary[Path, Any] = weakref.WeakValueDictionary()
-        self._pinned: dict[Path, Any] = {}  # models that take no weak reference
+        self._cache: weakref.WeakValueDictionary[_Key, Any] = weakref.WeakValueDictionary()
+        self._pinned: dict[_Key, Any] = {}  # models that take no weak reference
+        # Policy twin -> the model it was made from, alive as long as the twin: a pipeline with
+        # yet another policy on that directory starts from it rather than loading it again.
+        self._bases: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def __call__(self, artifact_dir: Path) -> Any:
+        return self.load(artifact_dir)
+
+    def reading(self, policy: LongTextPolicy | None) -> Loader:
+        """A loader of this one's models reading long texts by `policy` (None: as loaded)."""
+        if policy is None:
+            return self
+        return functools.partial(self.load, policy=policy)
+
+    def load(self, artifact_dir: Path, policy: LongTextPolicy | None = None) -> Any:
+        """The model of `artifact_dir` (loaded at most once per version), read by `policy`."""
         # Loaded from the resolved directory: a `current` link swapped during the load never
         # mixes the files of two versions.
         key = artifact_dir.resolve()
         with self._lock:
             version = read_manifest(key, verify=False).version
-            hit = self._cache.get(key, self._pinned.get(key))
-            if hit is not None and hit.manifest.version == version:
-                return hit
+            return self._get(key, version, policy)
+
+    def _get(self, key: Path, version: str, policy: LongTextPolicy | None) -> Any:
+        hit = self._cache.get((key, policy), self._pinned.get((key, policy)))
+        if hit is not None and hit.manifest.version == version:
+            return hit
+        if policy is None:
             model = self._loader(key)
-            try:
-                self._cache[key] = model
-            except TypeError:
-                self._pinned[key] = model
-            return model
+        else:
+            base = self._get(key, version, None)
+            model = self._apply_policy(base, policy)
+            if model is not base:
+                with contextlib.suppress(TypeError):
+                    self._bases[model] = base
+        try:
+            self._cache[(key, policy)] = model
+        except TypeError:
+            self._pinned[(key, policy)] = model
+        return model
+
+
+#: A SharedLoader entry: a resolved artifact directory and the policy its model reads by.
+_Key = tuple[Path, LongTextPolicy | None]
 
 
 class InferenceEmailText:
@@ -354,10 +402,12 @@ def build_pipelines(
     reloaders: list[tuple[str, ReloadingModels]] = []
     shadows: list[tuple[str, ReloadingModels]] = []
     for spec in resolved:
+        # Every model of the pipeline (attributes and shadow too) reads by its policy.
+        load = shared.reading(spec.long_text)
         models = ReloadingModels(
             spec.classifier,
             spec.ner,
-            shared,
+            load,
             validate=publish_label_share(_rules_fit(spec), metrics, spec.name),
             metrics=metrics,
             role_prefix=f"{spec.name}/",
@@ -368,7 +418,7 @@ def build_pipelines(
             attribute = ReloadingModels(
                 artifact_dir,
                 None,
-                shared,
+                load,
                 metrics=metrics,
                 role_prefix=f"{spec.name}/{attr}/",
                 classifier_slot="attribute",
@@ -382,7 +432,7 @@ def build_pipelines(
             shadow = shadow_models(
                 spec.shadow,
                 models,
-                shared,
+                load,
                 where=f"pipelines.{spec.name}.shadow",
                 role_prefix=f"{spec.name}/shadow/",
                 metrics=metrics,

@@ -1,12 +1,14 @@
-"""Encoding: length bucketing (batches of similar length, capped in size and padding) and the
-windows of long question-answering contexts."""
+"""Encoding: length bucketing (batches of similar length, capped in size and padding), the
+windows of long question-answering contexts, and the long-text policies of single texts."""
 
 from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import get_args
 
-from inference._encoding import Row, TextEncoder, length_buckets
+from inference._encoding import Row, TextEncoder, head_tail_split, length_buckets
+from inference.settings import LongText
 
 
 def _rows(lengths: list[int]) -> list[Row]:
@@ -63,3 +65,44 @@ def test_a_question_that_leaves_less_room_than_the_stride_is_encoded_without_ove
     )
     assert not encoded.failed
     assert sorted(r.item for r in encoded.rows) == [0, 1]
+
+
+def test_head_tail_split_is_128_plus_382_of_a_512_window_and_a_quarter_head_at_128() -> None:
+    assert head_tail_split(510) == (128, 382)
+    assert head_tail_split(126) == (32, 94)
+    assert sum(head_tail_split(7)) == 7
+
+
+def test_head_tail_keeps_the_head_and_tail_tokens_with_offsets_into_the_original_text() -> None:
+    encoder = _encoder(32, stride=8)
+    text = " ".join(f"w{i}" for i in range(40))  # "w12" is 2 tokens: 80 tokens of text
+    whole = encoder._whole.encode(text)
+    (row,) = encoder.head_tail([(0, text)]).rows
+    head, tail = head_tail_split(30)
+    assert len(row.ids) == 32
+    assert row.ids == whole.ids[: 1 + head] + whole.ids[-(tail + 1) :]
+    assert row.offsets == whole.offsets[: 1 + head] + whole.offsets[-(tail + 1) :]
+    assert row.word_ids == whole.word_ids[: 1 + head] + whole.word_ids[-(tail + 1) :]
+    # [CLS] and [SEP] stay at the edges; the tail's offsets index the whole text, to its end.
+    assert row.word_ids[0] is None and row.word_ids[-1] is None
+    assert row.offsets[1][0] == 0 and row.offsets[-2][1] == len(text)
+    assert text[slice(*row.offsets[-2])] == "39"
+    assert text[slice(*row.offsets[head + 1])] in text[len(text) // 2 :]
+
+
+def test_a_text_that_fits_is_the_same_row_under_every_long_text_policy() -> None:
+    encoder = _encoder(32, stride=8)
+    items = [(0, "a short text"), (1, "another one, short too")]
+    rows = {policy: encoder.encode(items, policy).rows for policy in get_args(LongText)}
+    assert rows["truncate"] == rows["head_tail"] == rows["chunks"]
+
+
+def test_chunks_overlap_by_the_stride_asked_for_on_one_shared_encoder() -> None:
+    encoder = _encoder(32, stride=8)
+    text = " ".join(f"w{i}" for i in range(40))
+
+    def shared(stride: int | None) -> int:
+        first, second = encoder.encode([(0, text)], "chunks", stride=stride).rows[:2]
+        return len(set(first.offsets[1:-1]) & set(second.offsets[1:-1]))
+
+    assert (shared(None), shared(8), shared(0), shared(4)) == (8, 8, 0, 4)

@@ -153,6 +153,42 @@ def test_a_long_text_is_tagged_in_every_window_and_classed_by_their_mean(
     assert sum(s.score for s in cls.top_k) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_an_entity_only_in_a_later_window_is_kept_with_chunks_and_missed_by_truncate(
+    tiny_multitask_artifact: Path,
+) -> None:
+    text = " ".join(["the"] * 70) + " john visited paris for google"
+    chunked = _load(tiny_multitask_artifact, long_text="chunks", precision="fp32")
+    stride = chunked.settings.chunk_stride
+    windows = chunked._encoder.encode([(0, text)], "chunks", stride=stride).rows
+    first_end = max(end for _, end in windows[0].offsets)
+    assert len(windows) >= 3 and first_end < text.index("john"), "entities past window 1"
+
+    (cut,) = _load(tiny_multitask_artifact, precision="fp32").classify_and_tag([text])
+    (read,) = chunked.classify_and_tag([text])
+
+    assert isinstance(cut, tuple) and isinstance(read, tuple)
+    assert cut[1] == []
+    assert {e.text for e in read[1]} == {"john", "paris", "google"}
+    assert all(text[e.start : e.end] == e.text and e.start > first_end for e in read[1])
+
+
+def test_head_tail_tags_head_and_tail_with_offsets_into_the_original_text(
+    tiny_multitask_artifact: Path,
+) -> None:
+    sentence = "john visited paris for google"
+    text = f"{sentence} {' '.join(['the'] * 70)} mary works in london for apple"
+    predictor = _load(tiny_multitask_artifact, long_text="head_tail", precision="fp32")
+
+    (result,) = predictor.classify_and_tag([text])
+
+    assert isinstance(result, tuple)
+    found = [(e.text, e.start) for e in result[1]]
+    tail = text.index("mary")
+    assert ("john", 0) in found and ("london", text.index("london")) in found
+    assert all(text[e.start : e.end] == e.text for e in result[1])
+    assert all(e.end <= len(sentence) or e.start >= tail for e in result[1])
+
+
 def test_the_pytorch_backend_gives_the_same_answers_as_onnx_fp32(
     tiny_multitask_artifact: Path,
 ) -> None:

@@ -18,6 +18,7 @@ from inference import (
     Predictor,
     WrongTaskError,
     load_predictor,
+    with_long_text,
 )
 from inference import loading as loading_module
 from inference.backend import plan_backend
@@ -253,6 +254,21 @@ def test_head_tail_reads_the_end_of_a_long_text_that_truncation_cuts_off(
     assert (truncated.label, read.label) == ("Sports", "Business")
     rows = head_tail._encoder.encode([(0, text)], "head_tail").rows
     assert len(rows) == 1 and len(rows[0].ids) == head_tail.manifest.max_length
+
+
+def test_another_long_text_policy_is_a_twin_on_the_same_graph_or_the_predictor_itself(
+    tiny_classifier_artifact: Path,
+) -> None:
+    base = _onnx(tiny_classifier_artifact)
+    assert with_long_text(base, "truncate") is base
+    assert with_long_text(base, None, chunk_stride=base.settings.chunk_stride) is base
+    twin = with_long_text(base, "chunks", chunk_stride=8)
+    assert isinstance(twin, Predictor) and twin is not base
+    assert twin.backend is base.backend and twin.manifest is base.manifest
+    assert (twin.settings.long_text, twin.settings.chunk_stride) == ("chunks", 8)
+    assert (base.settings.long_text, base.settings.chunk_stride) == ("truncate", 32)
+    with pytest.raises(ValueError, match="chunk_stride"):
+        with_long_text(base, "chunks", chunk_stride=-1)
 
 
 def test_head_tail_entities_index_the_original_text_and_miss_only_the_cut_middle(

@@ -87,3 +87,43 @@ def test_a_token_read_in_two_windows_takes_the_window_where_it_is_central() -> N
     centre, p2 = _row(text, pieces[1:], ["O", "B-PER", "I-PER", "O", "O"])
     (entity,) = entity_spans(text, [edge, centre], [p1, p2], LABELS)
     assert (entity.type, entity.text) == ("PER", "Mary Smith")
+
+
+def test_an_entity_never_spans_the_unread_middle_of_a_head_tail_row() -> None:
+    text = "we met Mary and many more words here Smith today"
+    # A head_tail row: "Mary" ends the head, "Smith" starts the tail; words 3-7 were cut.
+    row, probs = _row(
+        text, [("we", 0), ("met", 1), ("Mary", 2), ("Smith", 8), ("today", 9)],
+        ["O", "O", "B-PER", "I-PER", "O"],
+    )  # fmt: skip
+    found = entity_spans(text, [row], [probs], LABELS)
+    assert [(e.type, e.text) for e in found] == [("PER", "Mary"), ("PER", "Smith")]
+    assert all(text[e.start : e.end] == e.text for e in found)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_text_in_one_row_reads_the_same_words_as_the_overlapping_windows_path(seed: int) -> None:
+    from inference._spans import _one_row, _overlapping
+
+    rng = np.random.default_rng(seed)
+    # [CLS], words of 1-3 sub-tokens (some words cut out, as head_tail does), [SEP].
+    word_ids: list[int | None] = [None]
+    offsets = [(0, 0)]
+    at = 0
+    for w in range(int(rng.integers(1, 30))):
+        if rng.random() < 0.1:
+            at += 6
+            continue
+        for _piece in range(int(rng.integers(1, 4))):
+            word_ids.append(w)
+            offsets.append((at, at + 2))
+            at += 2
+        at += 1
+    word_ids.append(None)
+    offsets.append((0, 0))
+    row = Row(0, list(range(len(word_ids))), [0] * len(word_ids), offsets, word_ids)
+    probs = rng.dirichlet([0.5] * len(LABELS), size=len(word_ids))
+    fast, general = _one_row(row, probs), _overlapping([row], [probs])
+    assert fast is not None
+    assert (fast.index, fast.starts, fast.ends) == (general.index, general.starts, general.ends)
+    assert np.array_equal(fast.probs, general.probs)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from schemas.messages import MessageKind
 from stream.errors import PipelineConfigError
-from stream.pipeline_config import check_models, load_pipelines
+from stream.pipeline_config import LongText, LongTextPolicy, check_models, load_pipelines
 
 TOPIC_RULES = """
       default_queue: triage
@@ -170,3 +171,41 @@ def test_the_example_pipelines_file_serves_every_kind_once() -> None:
     assert by_name["ticket"].attributes["priority"].name == "tickets-priority"
     assert by_name["email"].text.strip_quotes
     assert by_name["email"].rules.default_queue == "triage", "rules read from the named file"
+
+
+def test_a_pipeline_sets_its_own_long_text_policy_and_chunk_stride(tmp_path: Path) -> None:
+    text = f"""
+models: {{t: {tmp_path}}}
+pipelines:
+  email: {{classifier: t, long_text: head_tail, rules: {{default_queue: q}}}}
+  article: {{classifier: t, long_text: chunks, chunk_stride: 64, rules: {{default_queue: q}}}}
+  ticket: {{classifier: t, rules: {{default_queue: q}}}}
+"""
+    email, article, ticket = load_pipelines(_write(tmp_path, text))
+    assert email.long_text == LongTextPolicy("head_tail")
+    assert article.long_text == LongTextPolicy("chunks", 64)
+    assert ticket.long_text is None, "the worker's TEXTROUTE_INFERENCE_LONG_TEXT"
+
+
+@pytest.mark.parametrize(
+    ("setting", "error"),
+    [
+        ("long_text: middle", r"pipelines\.email\.long_text"),
+        ("long_text: head_tail, chunk_stride: 16", r"chunk_stride is only read with .*chunks"),
+        ("long_text: chunks, chunk_stride: -1", r"pipelines\.email\.chunk_stride"),
+    ],
+)
+def test_a_bad_long_text_setting_is_refused_with_its_key(
+    tmp_path: Path, setting: str, error: str
+) -> None:
+    text = f"models: {{t: {tmp_path}}}\n"
+    text += f"pipelines:\n  email: {{classifier: t, {setting}, rules: {{default_queue: q}}}}\n"
+    with pytest.raises(PipelineConfigError, match=error):
+        load_pipelines(_write(tmp_path, text))
+
+
+def test_the_pipelines_file_offers_the_long_text_policies_inference_knows() -> None:
+    from inference import InferenceSettings
+
+    field = InferenceSettings.model_fields["long_text"]
+    assert get_args(LongText) == get_args(field.annotation)

@@ -7,10 +7,11 @@ import shutil
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from inference import Predictor, load_predictor
+from inference import InferenceSettings, MultiTaskPredictor, Predictor, load_predictor
 from schemas.artifact import read_manifest
 from schemas.events import DeadLetterReason
 from schemas.manifest import MANIFEST_FILE, TaskKind
@@ -285,3 +286,43 @@ pipelines:
         encoding="utf-8",
     )
     assert pipelines.check_for_update() == []
+
+
+def test_a_pipelines_long_text_policy_reaches_its_predictors_which_share_one_graph(
+    tmp_path: Path, tiny_classifier_artifact: Path, tiny_ner_artifact: Path
+) -> None:
+    text = f"""
+models: {{topics: {tiny_classifier_artifact}, ner: {tiny_ner_artifact}}}
+pipelines:
+  ticket: {{classifier: topics, long_text: chunks, chunk_stride: 8,
+            rules: {{default_queue: t, categories: {CATEGORIES}}}}}
+  email: {{classifier: topics, ner: ner, long_text: head_tail, attributes: {{topic: topics}},
+           rules: {{default_queue: m, categories: {CATEGORIES}}}}}
+  article: {{classifier: topics, long_text: head_tail,
+             rules: {{default_queue: a, categories: {CATEGORIES}}}}}
+"""
+    loads: list[Path] = []
+
+    def load(path: Path) -> Predictor | MultiTaskPredictor:
+        loads.append(path)
+        return load_predictor(path, InferenceSettings(backend="onnx"))
+
+    resolved = parse_pipelines(text, source="test", base_dir=tmp_path)
+    built = list(build_pipelines(resolved, load))
+    ticket, email, article = (p.models() for p in built)
+    classifiers: list[Any] = [ticket.classifier, email.classifier, article.classifier]
+    policies = [(c.settings.long_text, c.settings.chunk_stride) for c in classifiers]
+    assert policies == [("chunks", 8), ("head_tail", 32), ("head_tail", 32)]
+    ner: Any = email.ner
+    assert ner.settings.long_text == "head_tail"
+    assert built[1].attribute_models()["topic"] is email.classifier, "attributes read alike"
+    # One load per directory: one predictor per policy, all on the one loaded graph; pipelines
+    # of one policy share a predictor, so a batch runs it once for all of them.
+    assert len(loads) == 2
+    assert email.classifier is article.classifier is not ticket.classifier
+    assert len({id(c.backend) for c in classifiers}) == 1
+    # The policy is how the predictor reads: head_tail reads the end truncation cuts off.
+    long = " ".join(["the"] * 16 + ["game"] * 60 + ["stock market bank profit"] * 15)
+    truncating = load_predictor(tiny_classifier_artifact, InferenceSettings(backend="onnx"))
+    labels = [getattr(m.classify([long])[0], "label", None) for m in (truncating, *classifiers)]
+    assert labels[0] == "Sports" and labels[2:] == ["Business", "Business"]
