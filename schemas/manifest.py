@@ -98,7 +98,8 @@ class DataRef(BaseModel):
 class Lineage(BaseModel):
     """Where a model retrained from a deployed one (`textroute train classify --init-from`) came
     from: its parent, exactly, and the rows it continued on (new rows plus a replay sample of
-    earlier training data, so the model does not forget)."""
+    earlier training data, so the model does not forget). A student distilled from a teacher
+    (`textroute train distill`, `kind` "distilled") names the teacher as its parent."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -116,6 +117,16 @@ class Lineage(BaseModel):
     new_rows: int = Field(ge=0, description="Rows taken from the new data.")
     replay_rows: int = Field(
         ge=0, description="Rows sampled (seeded) from the replay sources; 0: no replay."
+    )
+    kind: Literal["continued", "distilled"] = Field(
+        default="continued",
+        description="continued: trained on from the parent's weights; distilled: a student "
+        "with fewer encoder layers taught by the parent (its teacher).",
+    )
+    kept_layers: list[int] | None = Field(
+        default=None,
+        description="distilled: the teacher's encoder layers (0-based) the student started "
+        "from, in order.",
     )
 
 

@@ -216,6 +216,11 @@ def lexical_command(
 
     found = read_manifest(model, verify=False)  # loading the model verifies every file
     check_lexical_task(found, model)
+    if found.lineage is not None and found.lineage.kind == "distilled":
+        raise ConfigError(
+            f"{model} is a distilled student: its expert is fitted as it is distilled "
+            "(`train distill --lexical`)"
+        )
     config = model / "training_config.json"
     if not config.is_file():
         raise ConfigError(f"{model} has no training_config.json: it was not trained by textroute")
@@ -385,9 +390,11 @@ def evaluate_command(
 
 def register(app: typer.Typer) -> None:
     """Add `train` and `evaluate` to the textroute CLI."""
+    from training.distill_cli import distill_command
     from training.tasks_cli import register_tasks
 
     register_tasks(train_app, app)
+    train_app.command("distill")(distill_command)
     app.add_typer(train_app, name="train")
     app.command("evaluate")(evaluate_command)
 
