@@ -13,6 +13,7 @@ model run one after the other, and against the two naive pipelines together.
     python bench/inference_speed.py --classifier models/classifier --ner models/ner --json out.json
     python bench/inference_speed.py ... --multitask models/multitask      # one encoder vs two
     python bench/inference_speed.py --smoke-dir /tmp/smoke --limit 200     # untrained MiniLM heads
+    python bench/inference_speed.py ... --plot speed.png   # texts/s against batch size (PNG)
 """
 
 from __future__ import annotations
@@ -322,6 +323,17 @@ def table(results: Sequence[Result], bounds: dict[str, float]) -> Table:
     return out
 
 
+def plot(path: Path, results: Sequence[Result], threads: int) -> Path:
+    """Texts/s against batch size, one line per model and engine measured."""
+    from plots import throughput_vs_batch
+
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for r in results:
+        curves.setdefault(f"{r.model}, {r.engine}", []).append((r.batch, r.texts_per_s))
+    caption = f"{os.cpu_count()} CPUs, threads: {threads}; {platform.processor() or 'cpu'}"
+    return throughput_vs_batch(path, curves, caption=caption)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classifier", type=Path, help="Exported classifier artifact.")
@@ -351,6 +363,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--accuracy-limit", type=int, default=0, help="Rows scored; 0 = all.")
     parser.add_argument("--skip-speed", action="store_true", help="Only the accuracy check.")
     parser.add_argument("--json", type=Path, help="Write the results here.")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        help="Write a PNG of texts/s against batch size here (a bare name: under bench/plots/).",
+    )
     args = parser.parse_args(argv)
 
     classifier, ner, multitask = args.classifier, args.ner, args.multitask
@@ -427,6 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results += model_results
     if results:
         console.print(table(results, bounds))
+    if args.plot is not None and results:
+        console.print(f"plot: {plot(args.plot, results, threads)}")
 
     scores: dict[str, float] = {}
     if args.accuracy:

@@ -49,6 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -60,6 +61,9 @@ from stream.config import BrokerSettings, EmbeddedBrokerSettings, TopicSettings
 from stream.inputs import to_outbound
 from stream.samples import SampleRecord, sample_records
 from stream.topics import TopicFollower, ensure_topics, producer
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ag_news" / "test.csv"
@@ -273,7 +277,8 @@ async def paced_load(
     return PacedLoad(latencies, len(sent_at) / span if span > 0 else 0.0)
 
 
-SweepRecords = Callable[[int, int], list[SampleRecord]]
+#: (step, offered messages/s) -> the step's messages, with keys no other step uses.
+SweepRecords = Callable[[int, float], list[SampleRecord]]
 
 
 async def measure_system(
@@ -290,8 +295,9 @@ async def measure_system(
     sweep_records: SweepRecords | None = None,
 ) -> SystemResult:
     """Warm up, drain a backlog (throughput), then a paced load (latency); with `sweep`, then
-    a paced load at each of those fractions of the drain's rate, `sweep_records(step, n)`
-    giving the step's messages (n of them, keys of their own)."""
+    a paced load at each of those fractions of the drain's rate (its saturation rate), of the
+    messages `sweep_records` gives. Each load waits for its last output, so none starts on
+    the previous one's backlog."""
     await ensure_topics(broker, topics.all_topics(), topics.partitions)
     proc = start()
     points: list[LoadPoint] = []
@@ -312,23 +318,20 @@ async def measure_system(
             seconds = end - began
 
             console.print(f"[dim]{name}: paced load of {len(latency_records)} at {rate:g}/s[/]")
-            paced = await paced_load(
-                prod, arrivals, proc, topics, latency_records, rate, timeout
-            )
+            paced = await paced_load(prod, arrivals, proc, topics, latency_records, rate, timeout)
+            # The drain's rate is the saturation rate the sweep's loads are fractions of.
             saturation = len(records) / seconds
             for step, fraction in enumerate(sweep):
                 assert sweep_records is not None, "a sweep needs sweep_records"
                 offered = fraction * saturation
-                batch = sweep_records(step, max(2, round(offered * SWEEP_SECONDS[0])))
+                batch = sweep_records(step, offered)
                 console.print(
                     f"[dim]{name}: load sweep, {len(batch)} at {offered:.1f}/s "
                     f"({fraction:g} of saturation)[/]"
                 )
                 got = await paced_load(prod, arrivals, proc, topics, batch, offered, timeout)
-                points.append(
-                    LoadPoint(fraction, offered, got.achieved_per_s, len(batch), got.p50_ms,
-                              got.p99_ms)
-                )  # fmt: skip
+                achieved, p50, p99 = got.achieved_per_s, got.p50_ms, got.p99_ms
+                points.append(LoadPoint(fraction, offered, achieved, len(batch), p50, p99))
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -485,19 +488,94 @@ def table(results: Sequence[SystemResult]) -> Table:
 
 
 def verdict(results: dict[str, SystemResult]) -> dict[str, float]:
-    worker = results["worker"].messages_per_s
-    out = {"bare_fraction": worker / results["bare inference"].messages_per_s}
-    if "naive" in results:
-        out["speedup_vs_naive"] = worker / results["naive"].messages_per_s
+    out: dict[str, float] = {}
+    worker = results["worker"].messages_per_s if "worker" in results else None
+    if worker is not None:
+        out["bare_fraction"] = worker / results["bare inference"].messages_per_s
+        if "naive" in results:
+            out["speedup_vs_naive"] = worker / results["naive"].messages_per_s
     if "worker (multitask)" in results:
         joint = results["worker (multitask)"].messages_per_s
         out["multitask_bare_fraction"] = (
             joint / results["bare inference (multitask)"].messages_per_s
         )
-        out["multitask_vs_worker"] = joint / worker
+        if worker is not None:
+            out["multitask_vs_worker"] = joint / worker
         if "naive" in results:
             out["multitask_speedup_vs_naive"] = joint / results["naive"].messages_per_s
     return out
+
+
+def half_saturation(result: SystemResult) -> LoadPoint | None:
+    return next((p for p in result.sweep if p.fraction == HALF), None)
+
+
+def sweep_summary(results: Sequence[SystemResult]) -> dict[str, dict[str, object]]:
+    """Per swept system: its saturation rate, the half-saturation point and whether its p99
+    meets the target there."""
+    out: dict[str, dict[str, object]] = {}
+    for r in results:
+        half = half_saturation(r)
+        p99 = half.p99_ms if half is not None else None
+        met = p99 is not None and p99 <= HALF_SATURATION_P99_MS
+        verdict = (
+            f"p99 {p99:.1f} ms at half saturation ({half.offered_per_s:.1f} msg/s): "
+            f"{'meets' if met else 'misses'} the <= {HALF_SATURATION_P99_MS:g} ms target"
+            if half is not None and p99 is not None
+            else "no p99 at half saturation (too few messages)"
+        )
+        out[r.system] = {
+            "saturation_per_s": r.messages_per_s,
+            "half_saturation": asdict(half) if half is not None else None,
+            "target_p99_ms": HALF_SATURATION_P99_MS,
+            "meets_target": met,
+            "verdict": verdict,
+        }
+    return out
+
+
+def sweep_table(results: Sequence[SystemResult]) -> Table:
+    t = Table(title="worker latency against offered load (share of its saturation rate)")
+    cols = ("system", "load", "offered/s", "achieved/s", "msgs", "p50 ms", "p99 ms", "target")
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("system", "load", "target") else "right")
+    for r in results:
+        for p in r.sweep:
+            half = p.fraction == HALF
+            met = p.p99_ms is not None and p.p99_ms <= HALF_SATURATION_P99_MS
+            t.add_row(
+                r.system,
+                f"{p.fraction:.0%}" + (" (half)" if half else ""),
+                f"{p.offered_per_s:.1f}",
+                f"{p.achieved_per_s:.1f}",
+                str(p.messages),
+                f"{p.p50_ms:.1f}" if p.p50_ms is not None else "-",
+                f"{p.p99_ms:.1f}" if p.p99_ms is not None else "-",
+                ("met" if met else "MISSED") if half else "",
+            )
+    t.caption = f"target: p99 <= {HALF_SATURATION_P99_MS:g} ms at half saturation"
+    return t
+
+
+def plot_sweep(path: str, results: Sequence[SystemResult], args: argparse.Namespace) -> Path:
+    """p50/p99 against offered load, one colour per worker configuration."""
+    from plots import LoadCurve, latency_vs_load
+
+    curves = {}
+    for r in results:
+        points = [p for p in r.sweep if p.p50_ms is not None and p.p99_ms is not None]
+        half = half_saturation(r)
+        curves[f"{r.system} (saturation {r.messages_per_s:.0f}/s)"] = LoadCurve(
+            offered=[p.offered_per_s for p in points],
+            p50_ms=[p.p50_ms or 0.0 for p in points],
+            p99_ms=[p.p99_ms or 0.0 for p in points],
+            half_saturation=half.offered_per_s if half is not None else None,
+        )
+    caption = (
+        f"{os.cpu_count()} CPUs; texts: {args.texts}; worker batch {args.batch_size}, wait "
+        f"{args.batch_wait} s; {'smoke (tiny models)' if args.smoke else args.classifier}"
+    )
+    return latency_vs_load(path, curves, target_ms=HALF_SATURATION_P99_MS, caption=caption)
 
 
 def markdown(
@@ -525,25 +603,49 @@ def markdown(
             f"| {p50} | {p99} |"
         )
     lines.append("")
-    lines.append(
-        f"Worker throughput: {ratios['bare_fraction']:.0%} of bare inference (target >= 80%)"
-        + (
-            f"; {ratios['speedup_vs_naive']:.1f}x the naive consumer (target >= 5x)."
-            if "speedup_vs_naive" in ratios
-            else "."
+    if "bare_fraction" in ratios:
+        lines.append(
+            f"Worker throughput: {ratios['bare_fraction']:.0%} of bare inference (target >= 80%)"
+            + (
+                f"; {ratios['speedup_vs_naive']:.1f}x the naive consumer (target >= 5x)."
+                if "speedup_vs_naive" in ratios
+                else "."
+            )
         )
-    )
-    if "multitask_vs_worker" in ratios:
+    if "multitask_bare_fraction" in ratios:
+        versus = (
+            f"{ratios['multitask_vs_worker']:.2f}x the two-model worker, "
+            if "multitask_vs_worker" in ratios
+            else ""
+        )
         lines.append("")
         lines.append(
-            f"One-encoder (classify-and-tag) worker: {ratios['multitask_vs_worker']:.2f}x the "
-            f"two-model worker, {ratios['multitask_bare_fraction']:.0%} of its bare inference"
+            f"One-encoder (classify-and-tag) worker: {versus}"
+            f"{ratios['multitask_bare_fraction']:.0%} of its bare inference"
             + (
                 f", {ratios['multitask_speedup_vs_naive']:.1f}x the naive consumer."
                 if "multitask_speedup_vs_naive" in ratios
                 else "."
             )
         )
+    swept = [r for r in results if r.sweep]
+    if swept:
+        lines += [
+            "",
+            "| system | load | offered msg/s | achieved msg/s | messages | p50 ms | p99 ms |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in swept:
+            for p in r.sweep:
+                p50 = f"{p.p50_ms:.1f}" if p.p50_ms is not None else "-"
+                p99 = f"{p.p99_ms:.1f}" if p.p99_ms is not None else "-"
+                lines.append(
+                    f"| {r.system} | {p.fraction:.0%} | {p.offered_per_s:.1f} | "
+                    f"{p.achieved_per_s:.1f} | {p.messages} | {p50} | {p99} |"
+                )
+        lines.append("")
+        for name, half in sweep_summary(swept).items():
+            lines.append(f"{name}: {half['verdict']}.")
     return "\n".join(lines) + "\n"
 
 
@@ -572,12 +674,18 @@ async def run(args: argparse.Namespace) -> int:
         texts = [model_text(r) for r in records]
         console.print(f"{len(records)} messages ({args.texts}); work dir {work}")
 
-        results["bare inference"] = bare_inference(args, texts)
-        topics = _topics(tag, "worker")
-        results["worker"] = await measure_system(
-            "worker", _worker_factory(args, bootstrap, topics, work, tag), broker, topics,
-            records, paced, args.latency_rate, args.timeout,
-        )  # fmt: skip
+        def sweep_records(step: int, offered: float) -> list[SampleRecord]:
+            n = max(args.sweep_min_messages, round(offered * args.sweep_seconds))
+            return make_records(args.texts, n, f"s{step}{tag}", 3 + step, data=args.data)
+
+        if not args.only_multitask:
+            results["bare inference"] = bare_inference(args, texts)
+            topics = _topics(tag, "worker")
+            results["worker"] = await measure_system(
+                "worker", _worker_factory(args, bootstrap, topics, work, tag), broker, topics,
+                records, paced, args.latency_rate, args.timeout,
+                sweep=args.load_sweep, sweep_records=sweep_records,
+            )  # fmt: skip
         if args.multitask:
             name = "worker (multitask)"
             results["bare inference (multitask)"] = bare_inference(args, texts, multitask=True)
@@ -585,6 +693,7 @@ async def run(args: argparse.Namespace) -> int:
             results[name] = await measure_system(
                 name, _worker_factory(args, bootstrap, topics, work, tag, multitask=True),
                 broker, topics, records, paced, args.latency_rate, args.timeout,
+                sweep=args.load_sweep, sweep_records=sweep_records,
             )  # fmt: skip
         if not args.skip_naive:
             n = min(args.naive_messages, len(records))
@@ -610,11 +719,19 @@ async def run(args: argparse.Namespace) -> int:
     ratios = verdict(results)
     console.print(table(ordered))
     console.print(ratios)
+    swept = [r for r in ordered if r.sweep]
+    summary = sweep_summary(swept)
+    if swept:
+        console.print(sweep_table(swept))
+        for name, half in summary.items():
+            console.print(f"{name}: {half['verdict']}")
+    if args.plot and swept:
+        console.print(f"plot: {plot_sweep(args.plot, swept, args)}")
     if args.json:
-        Path(args.json).write_text(
-            json.dumps({"results": [asdict(r) for r in ordered], **ratios}, indent=2) + "\n",
-            encoding="utf-8",
-        )
+        payload: dict[str, object] = {"results": [asdict(r) for r in ordered], **ratios}
+        if swept:
+            payload["load_sweep"] = summary
+        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     if args.write_results:
         with RESULTS.open("a", encoding="utf-8") as fh:
             fh.write("\n" + markdown(ordered, ratios, args))
@@ -652,11 +769,61 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-wait", type=float, default=0.05)
     p.add_argument("--timeout", type=float, default=600.0, help="max seconds per phase")
     p.add_argument("--skip-naive", action="store_true")
+    p.add_argument(
+        "--only-multitask",
+        action="store_true",
+        help="measure only the --multitask worker (the naive consumer still runs --classifier "
+        "and --ner, the two models one classify-and-tag pass replaces)",
+    )
     p.add_argument("--smoke", action="store_true", help="tiny random models (plumbing check)")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, smoke models)")
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--write-results", action="store_true", help=f"append to {RESULTS}")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--load-sweep",
+        type=fractions,
+        default=(),
+        metavar="F1,F2,...",
+        help="also pace each worker at these fractions of its drain (saturation) rate, e.g.\n"
+        "0.1,0.25,0.5,0.75,0.9,1.0; 0.5 (half saturation) is always added",
+    )
+    p.add_argument(
+        "--sweep-seconds",
+        type=float,
+        default=None,
+        help="length of each sweep step, seconds of its load (default 10; --smoke: 2)",
+    )
+    p.add_argument(
+        "--sweep-min-messages",
+        type=int,
+        default=None,
+        help="fewest messages a sweep step sends (default 100; --smoke: 20)",
+    )
+    p.add_argument(
+        "--plot",
+        default=None,
+        help="write a PNG of the sweep's p50/p99 against offered load here\n"
+        "(a bare name: under bench/plots/)",
+    )
+    args = p.parse_args(argv)
+    if args.plot and not args.load_sweep:
+        p.error("--plot draws the load sweep: give --load-sweep too")
+    if args.sweep_seconds is None:
+        args.sweep_seconds = 2.0 if args.smoke else 10.0
+    if args.sweep_min_messages is None:
+        args.sweep_min_messages = 20 if args.smoke else 100
+    return args
+
+
+def fractions(value: str) -> tuple[float, ...]:
+    """`0.1,0.5,1` as sorted distinct fractions of saturation, half saturation always among them."""
+    try:
+        got = {float(v) for v in value.split(",") if v.strip()}
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {value!r}") from exc
+    if not got or any(not 0 < f <= 2 for f in got):
+        raise argparse.ArgumentTypeError(f"fractions of saturation must be in (0, 2]: {value!r}")
+    return tuple(sorted(got | {HALF}))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from inference import loaded_graphs
+
 # Batches are small on the API path: most of the resolution is below 64.
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -74,6 +76,14 @@ class ApiMetrics:
             ["model", "name", "version", "backend"],
             registry=self.registry,
         )
+
+        self.onnx_graphs = Gauge(
+            "textroute_onnx_graphs_loaded",
+            "ONNX graphs this process holds a session of; each graph is loaded once however "
+            "many endpoints serve it.",
+            registry=self.registry,
+        )
+        self.onnx_graphs.set_function(lambda: float(loaded_graphs()))
 
     def observe_batch(self, model: str, size: int, seconds: float) -> None:
         """Record one model call."""

@@ -136,6 +136,8 @@ def test_health_docs_and_metrics(client: httpx.Client) -> None:
     assert sample(text, "textroute_api_items_total", endpoint="/v1/classify", outcome="ok")
     assert sample(text, "textroute_api_batch_size_count", model="classifier")
     assert sample(text, "textroute_api_model_ready", model="ner") == 1.0
+    # The classifier's and the NER model's graphs, each loaded once in this process.
+    assert (sample(text, "textroute_onnx_graphs_loaded") or 0) >= 2
 
 
 # ---- bad input: each gets a 4xx with a clear message, never a stack trace ----

@@ -1,0 +1,99 @@
+"""The new benchmark options end to end, in their smoke modes: inference_speed --plot on the
+tiny classifier, stream_throughput --smoke --load-sweep --plot (both worker configurations on
+the embedded broker) and memory.py --smoke (the worker and the API as real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(args: list[str], timeout: int) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TEXTROUTE_INFERENCE_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc
+
+
+def test_inference_speed_plots_texts_per_s_against_batch(
+    tiny_classifier_artifact: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    plot, out = tmp_path / "speed.png", tmp_path / "speed.json"
+    _run(
+        ["bench/inference_speed.py", "--classifier", str(tiny_classifier_artifact),
+         "--data", str(shared_data / "ag_news" / "test.csv"), "--limit", "16",
+         "--naive-limit", "4", "--batches", "1,4", "--repeat", "1", "--threads", "1",
+         "--plot", str(plot), "--json", str(out)],
+        timeout=300,
+    )  # fmt: skip
+    assert plot.read_bytes().startswith(PNG)
+    batches = {r["batch"] for r in json.loads(out.read_text())["results"] if "ONNX" in r["engine"]}
+    assert batches == {1, 4}
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_stream_throughput_load_sweep_in_smoke_mode(tmp_path: Path) -> None:
+    plot, out = tmp_path / "load.png", tmp_path / "stream.json"
+    proc = _run(
+        ["bench/stream_throughput.py", "--smoke", "--texts", "samples", "--messages", "120",
+         "--latency-messages", "20", "--skip-naive", "--load-sweep", "0.25,1.0",
+         "--sweep-seconds", "1", "--json", str(out), "--plot", str(plot)],
+        timeout=900,
+    )  # fmt: skip
+    assert "half saturation" in proc.stdout
+    assert plot.read_bytes().startswith(PNG)
+    report = json.loads(out.read_text())
+    swept = {r["system"]: r["sweep"] for r in report["results"] if r["sweep"]}
+    assert set(swept) == {"worker", "worker (multitask)"}
+    for points in swept.values():
+        assert [p["fraction"] for p in points] == [0.25, 0.5, 1.0]
+        for p in points:
+            assert p["offered_per_s"] > 0 and p["achieved_per_s"] > 0
+            assert 0 < p["p50_ms"] <= p["p99_ms"]
+    for name in swept:
+        half = report["load_sweep"][name]
+        assert half["half_saturation"]["fraction"] == 0.5
+        assert isinstance(half["meets_target"], bool)
+    # The rest of the report is still there.
+    assert {"bare_fraction", "multitask_bare_fraction"} <= set(report)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_memory_smoke_measures_each_process_and_model_set(tmp_path: Path) -> None:
+    out = tmp_path / "memory.json"
+    proc = _run(
+        ["bench/memory.py", "--smoke", "--texts", "samples", "--messages", "20",
+         "--requests", "20", "--settle", "0.2", "--json", str(out)],
+        timeout=900,
+    )  # fmt: skip
+    assert "RSS MB" in proc.stdout
+    report = json.loads(out.read_text())
+    measured = {(s["process"], s["model_set"], s["phase"]) for s in report["samples"]}
+    worker_sets = ("classifier", "classifier+ner", "multitask", "pipelines")
+    for phase in ("ready", "after 20"):
+        assert {("worker", s, phase) for s in worker_sets} <= measured
+        assert {("api", s, phase) for s in worker_sets[:3]} <= measured
+    for s in report["samples"]:
+        assert 0 < s["rss_mb"] <= s["peak_mb"]
+    if report["onnx_session_metrics"].get("worker"):
+        # Each graph once: a classifier shared by three pipelines and NER by two is two.
+        graphs = {
+            s["model_set"]: s["onnx_sessions"]
+            for s in report["samples"]
+            if s["process"] == "worker"
+        }
+        assert graphs == {"classifier": 1, "classifier+ner": 2, "multitask": 1, "pipelines": 2}
+    assert any("pipelines: skipped" in note for note in report["notes"])
