@@ -33,14 +33,16 @@ def _max_length(root: Path, manifest: ModelManifest) -> int:
 
 def _parallelism(settings: InferenceSettings, plan: BackendPlan) -> tuple[int, int]:
     """(buckets run at once, intra-op threads of the session): ONNX Runtime on CPU runs a
-    call's length buckets side by side on one session of every thread (measured as fast as a
-    session per bucket thread plus one for lone texts, with the graph loaded once); PyTorch
-    runs one bucket at a time."""
+    call's length buckets side by side on the graph's one session, each run with its share of
+    the thread budget (a lone text too: a session of every thread would oversubscribe the
+    cores whenever two runs overlap, measured slower in the worker); PyTorch runs one bucket
+    at a time with every thread."""
     if plan.kind != "onnx":
         return 1, settings.threads
     cores = os.cpu_count() or 1
     budget = settings.threads or cores
-    return settings.concurrency or min(cores, budget), budget
+    runs = settings.concurrency or min(cores, budget)
+    return runs, max(1, budget // runs)
 
 
 def bucket_pad_ratio(settings: InferenceSettings, plan: BackendPlan) -> float | None:

@@ -32,9 +32,10 @@ class InferenceSettings(BaseSettings):
         default=0,
         ge=0,
         description="ONNX Runtime on CPU: length buckets of one call run side by side, on "
-        "this many threads sharing the graph's one session (0 = one per core). Small buckets "
-        "keep two cores busier side by side than split across both (measured 1.8x at batch 8, "
-        "1.05x at batch 32); 1 runs one bucket at a time.",
+        "this many threads sharing the graph's one session, each run with threads/concurrency "
+        "intra-op threads (0 = one per core). Small buckets keep two cores busier side by side "
+        "than split across both (measured 1.8x at batch 8, 1.05x at batch 32); 1 runs one "
+        "bucket at a time with every thread.",
     )
     spin: bool = Field(
         default=False,

@@ -164,12 +164,12 @@ def test_buckets_side_by_side_give_the_answers_of_one_bucket_at_a_time(
         assert a.score == pytest.approx(b.score, abs=1e-6)
 
 
-def test_one_session_of_every_thread_serves_lone_texts_and_side_by_side_buckets(
+def test_one_session_serves_lone_texts_and_side_by_side_buckets(
     tiny_classifier_artifact: Path,
 ) -> None:
     predictor = _onnx(tiny_classifier_artifact, max_batch=3, concurrency=2, threads=2)
     assert isinstance(predictor.backend, OnnxBackend)
-    assert predictor.backend._session.get_session_options().intra_op_num_threads == 2
+    assert predictor.backend._session.get_session_options().intra_op_num_threads == 1
     assert not hasattr(predictor, "_solo")
     recorder = _FailingOn(predictor, token_id=-1)
     predictor.backend = recorder
@@ -212,9 +212,9 @@ def test_a_failure_in_a_side_by_side_bucket_costs_only_its_item(
 
 @pytest.mark.parametrize(
     ("threads", "concurrency", "expected"),
-    [(4, 2, (2, 4)), (4, 0, (2, 4)), (1, 0, (1, 1)), (2, 1, (1, 2)), (0, 0, (2, 2))],
+    [(4, 2, (2, 2)), (4, 0, (2, 2)), (1, 0, (1, 1)), (2, 1, (1, 2)), (0, 0, (2, 1))],
 )
-def test_onnx_runs_buckets_side_by_side_on_one_session_of_the_whole_thread_budget(
+def test_onnx_runs_buckets_side_by_side_on_one_session_each_with_its_share_of_threads(
     monkeypatch: pytest.MonkeyPatch,
     threads: int,
     concurrency: int,
