@@ -38,7 +38,6 @@ import os
 import platform
 import random
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -335,20 +334,11 @@ def parity(outputs: Sequence[Any], expected: Sequence[Any]) -> dict[str, float]:
 
 def timed_calls(run: Run, texts: list[str], batch: int, repeat: int) -> list[float]:
     """Seconds per call of `run` on consecutive slices of `batch` texts, from the median of
-    `repeat` passes, after a warm-up of a few calls (CUDA kernels, cuBLAS plans, TensorRT
+    `repeat` passes, after three warm-up calls (the first calls allocate, and on a GPU its
     engines are made at first use). Every call returns host arrays, so it ends synchronized."""
-    for start in range(0, min(len(texts), 3 * batch), batch):
-        run(texts[start : start + batch])
-    passes = []
-    for _ in range(max(1, repeat)):
-        times = []
-        for start in range(0, len(texts), batch):
-            chunk = texts[start : start + batch]
-            t0 = time.perf_counter()
-            run(chunk)
-            times.append(time.perf_counter() - t0)
-        passes.append(times)
-    return sorted(passes, key=sum)[len(passes) // 2]
+    from timing import median_pass, timed_passes
+
+    return median_pass(timed_passes(run, texts, batch, repeat, warmup_calls=3))
 
 
 def summarize(

@@ -68,18 +68,10 @@ def timed_batches(
     run: Callable[[list[str]], object], texts: list[str], batch: int, repeat: int
 ) -> list[float]:
     """Seconds per call of `run` on consecutive slices of `batch` texts (after one warm-up), from
-    the median of `repeat` passes over the texts: one pass is at the mercy of a noisy moment."""
-    run(texts[:batch])
-    passes = []
-    for _ in range(repeat):
-        times = []
-        for start in range(0, len(texts), batch):
-            chunk = texts[start : start + batch]
-            t0 = time.perf_counter()
-            run(chunk)
-            times.append(time.perf_counter() - t0)
-        passes.append(times)
-    return sorted(passes, key=sum)[len(passes) // 2]
+    the median of `repeat` passes over the texts."""
+    from timing import median_pass, timed_passes
+
+    return median_pass(timed_passes(run, texts, batch, repeat))
 
 
 def summarize(model: str, engine: str, batch: int, n: int, times: Sequence[float]) -> Result:

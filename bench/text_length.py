@@ -26,7 +26,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -128,18 +127,10 @@ def timed_calls(
 ) -> tuple[list[float], list[float]]:
     """(seconds per call of the median pass, seconds per call of every pass): `run` on
     consecutive slices of `batch` texts, after one warm-up call, `repeat` passes."""
-    run(texts[:batch])
-    passes = []
-    for _ in range(repeat):
-        times = []
-        for start in range(0, len(texts), batch):
-            chunk = texts[start : start + batch]
-            t0 = time.perf_counter()
-            run(chunk)
-            times.append(time.perf_counter() - t0)
-        passes.append(times)
-    median = sorted(passes, key=sum)[len(passes) // 2]
-    return median, [t for times in passes for t in times]
+    from timing import median_pass, timed_passes
+
+    passes = timed_passes(run, texts, batch, repeat)
+    return median_pass(passes), [t for times in passes for t in times]
 
 
 def runner(predictor: Any) -> tuple[str, Callable[[list[str]], object]]:

@@ -17,7 +17,8 @@ BenchModule = Callable[[str], ModuleType]
 IMPORTS = {
     "memory": ("stream_throughput",),
     "stream_throughput": ("plots",),
-    "inference_speed": ("plots",),
+    "inference_speed": ("plots", "timing"),
+    "text_length": ("plots", "timing"),
 }
 
 
