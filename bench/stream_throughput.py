@@ -766,7 +766,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--naive-latency-messages", type=int, default=100)
     p.add_argument("--naive-latency-rate", type=float, default=5.0)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--batch-wait", type=float, default=0.05)
+    p.add_argument("--batch-wait", type=float, default=0.02, help="the worker's default")
     p.add_argument("--timeout", type=float, default=600.0, help="max seconds per phase")
     p.add_argument("--skip-naive", action="store_true")
     p.add_argument(
