@@ -8,8 +8,28 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from inference import loaded_graphs
 from schemas.manifest import ModelManifest
+
+
+def onnx_graphs_gauge(registry: CollectorRegistry) -> Gauge:
+    """textroute_onnx_graphs_loaded in `registry` (the worker's or the API's), read when scraped."""
+    gauge = Gauge(
+        "textroute_onnx_graphs_loaded",
+        "ONNX graphs this process holds a session of; each graph is loaded once however many "
+        "pipelines, roles or endpoints serve it.",
+        registry=registry,
+    )
+    gauge.set_function(_loaded_graphs)
+    return gauge
+
+
+def _loaded_graphs() -> float:
+    # Imported when scraped, not with this module: commands that load no model (feedback,
+    # review-store) import the metrics too and need not pay for inference's imports.
+    from inference import loaded_graphs
+
+    return float(loaded_graphs())
+
 
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -136,13 +156,7 @@ class StreamMetrics:
             ["pipeline", "verdict"],
             registry=r,
         )
-        self.onnx_graphs = Gauge(
-            "textroute_onnx_graphs_loaded",
-            "ONNX graphs this process holds a session of; each graph is loaded once however "
-            "many pipelines or roles serve it.",
-            registry=r,
-        )
-        self.onnx_graphs.set_function(lambda: float(loaded_graphs()))
+        self.onnx_graphs = onnx_graphs_gauge(r)
         self.feedback_pending = Gauge(
             "textroute_feedback_pending",
             "Feedback waiting for its message's archive record.",

@@ -11,7 +11,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from inference import loaded_graphs
+from stream.metrics import onnx_graphs_gauge
 
 # Batches are small on the API path: most of the resolution is below 64.
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -77,13 +77,7 @@ class ApiMetrics:
             registry=self.registry,
         )
 
-        self.onnx_graphs = Gauge(
-            "textroute_onnx_graphs_loaded",
-            "ONNX graphs this process holds a session of; each graph is loaded once however "
-            "many endpoints serve it.",
-            registry=self.registry,
-        )
-        self.onnx_graphs.set_function(lambda: float(loaded_graphs()))
+        self.onnx_graphs = onnx_graphs_gauge(self.registry)
 
     def observe_batch(self, model: str, size: int, seconds: float) -> None:
         """Record one model call."""
