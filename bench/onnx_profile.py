@@ -35,9 +35,7 @@ def batches(
     from inference import TextEncoder, pad
 
     encoder = TextEncoder(artifact / "tokenizer.json", max_length, stride=0)
-    rows = sorted(
-        encoder.texts(list(enumerate(texts)), chunks=False).rows, key=lambda r: len(r.ids)
-    )
+    rows = sorted(encoder.encode(list(enumerate(texts)), "truncate").rows, key=lambda r: len(r.ids))
     return [pad(rows[i : i + batch], encoder.pad_id) for i in range(0, len(rows), batch)]
 
 

@@ -107,10 +107,6 @@ class TextEncoder:
             return self.head_tail(items)
         return _encode(self._truncating, items, False)
 
-    def texts(self, items: Sequence[tuple[int, str]], *, chunks: bool) -> Encoded:
-        """Rows for single texts; with `chunks`, every window of a long text (overlapping)."""
-        return self.encode(items, "chunks" if chunks else "truncate")
-
     def windows(self, items: Sequence[tuple[int, str]], *, stride: int | None = None) -> Encoded:
         """Rows for single texts in overlapping windows, for tagging: a token near a window's
         edge is also read, with context on both sides, in its neighbour."""

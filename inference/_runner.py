@@ -1,5 +1,5 @@
-"""The batching machinery the predictors share: encoder, length buckets, backend, the
-lone-text session; no task methods (inference.predictor and inference.multitask add those)."""
+"""The batching machinery the predictors share: encoder, length buckets, backend; no task
+methods (inference.predictor and inference.multitask add those)."""
 
 from __future__ import annotations
 
@@ -117,11 +117,10 @@ class BatchRunner:
                 max_tokens=self.settings.max_batch_tokens,
             )
         )
-        backend = self.backend
 
         def run(bucket: list[int]) -> None:
             try:
-                self._run_batch(backend, rows, bucket, outputs, per_token, results)
+                self._run_batch(rows, bucket, outputs, per_token, results)
                 return
             except Exception as exc:  # any runtime failure; a lone row owns it
                 if len(bucket) == 1:
@@ -129,7 +128,7 @@ class BatchRunner:
                     return
             for index in bucket:
                 try:
-                    self._run_batch(backend, rows, [index], outputs, per_token, results)
+                    self._run_batch(rows, [index], outputs, per_token, results)
                 except Exception as exc:  # this row's own failure
                     results[index] = self._failed(rows[index], exc)
 
@@ -151,7 +150,6 @@ class BatchRunner:
 
     def _run_batch(
         self,
-        backend: Backend,
         rows: Sequence[Row],
         bucket: list[int],
         outputs: Sequence[str],
@@ -159,7 +157,7 @@ class BatchRunner:
         results: list[Outputs | Exception],
     ) -> None:
         batch = [rows[i] for i in bucket]
-        values = backend(pad(batch, self._encoder.pad_id))
+        values = self.backend(pad(batch, self._encoder.pad_id))
         arrays = {name: np.asarray(values[name]) for name in outputs}
         for j, index in enumerate(bucket):
             n = len(batch[j].ids)
@@ -175,6 +173,12 @@ class BatchRunner:
         items = list(probs)
         fused = self._lexical.fuse(np.stack(list(probs.values())), [texts[i] for i in items])
         return dict(zip(items, fused, strict=True))
+
+    def _encode(self, good: Sequence[tuple[int, str]]) -> Encoded:
+        """Rows for single texts, a long one read by this predictor's long_text policy."""
+        return self._encoder.encode(
+            good, self.settings.long_text, stride=self.settings.chunk_stride
+        )
 
     def _check_texts(
         self, texts: Sequence[object]

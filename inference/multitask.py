@@ -68,9 +68,7 @@ class MultiTaskPredictor(BatchRunner):
         first max_length tokens.
         """
         good, errors = self._check_texts(texts)
-        encoded = self._encoder.encode(
-            good, self.settings.long_text, stride=self.settings.chunk_stride
-        )
+        encoded = self._encode(good)
         errors.update(_refused(encoded))
         windows = _by_item(encoded, self._run(encoded.rows, ["logits"], per_token=True), errors)
         n = len(self.tag_labels)

@@ -77,12 +77,6 @@ class Predictor(BatchRunner):
         built = classifications(probs, self.manifest.labels, self.settings.top_k, thresholds)
         return [errors[i] if i in errors else built[i] for i in range(n)]
 
-    def _encode(self, good: Sequence[tuple[int, str]]) -> Encoded:
-        """Rows for single texts, a long one read by this predictor's long_text policy."""
-        return self._encoder.encode(
-            good, self.settings.long_text, stride=self.settings.chunk_stride
-        )
-
     def classify(self, texts: Sequence[object]) -> list[Classification | ItemError]:
         """One Classification (label, probability, top-k) or ItemError per text, in order;
         with a lexical expert in the artifact, the encoder's and the expert's probabilities

@@ -112,7 +112,7 @@ def test_a_backend_failure_costs_only_the_item_that_caused_it(
     tiny_classifier_artifact: Path,
 ) -> None:
     predictor = _onnx(tiny_classifier_artifact)
-    poison = predictor._encoder.texts([(0, "nasa")], chunks=False).rows[0].ids[1]
+    poison = predictor._encoder.encode([(0, "nasa")], "truncate").rows[0].ids[1]
     predictor.backend = _FailingOn(predictor, poison)
     results = predictor.classify([SPORTS, "nasa space science", BUSINESS])
     assert _labels(results) == ["Sports", "inference_error", "Business"]
@@ -124,7 +124,7 @@ def test_a_lone_failing_item_gets_an_error_instead_of_raising(
     tiny_classifier_artifact: Path,
 ) -> None:
     predictor = _onnx(tiny_classifier_artifact, concurrency=1)
-    poison = predictor._encoder.texts([(0, "nasa")], chunks=False).rows[0].ids[1]
+    poison = predictor._encoder.encode([(0, "nasa")], "truncate").rows[0].ids[1]
     predictor.backend = _FailingOn(predictor, poison)
     assert _labels(predictor.classify(["nasa"])) == ["inference_error"]
 
@@ -197,7 +197,7 @@ def test_a_failure_in_a_side_by_side_bucket_costs_only_its_item(
     tiny_classifier_artifact: Path,
 ) -> None:
     predictor = _onnx(tiny_classifier_artifact, max_batch=2, concurrency=2)
-    poison = predictor._encoder.texts([(0, "nasa")], chunks=False).rows[0].ids[1]
+    poison = predictor._encoder.encode([(0, "nasa")], "truncate").rows[0].ids[1]
     predictor.backend = _FailingOn(predictor, poison)
     texts = [SPORTS, "nasa space science", BUSINESS, SPORTS, BUSINESS, "game"]
     assert _labels(predictor.classify(texts)) == [
