@@ -43,7 +43,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -344,17 +343,10 @@ def timed_calls(run: Run, texts: list[str], batch: int, repeat: int) -> list[flo
 def summarize(
     engine: str, backend: str, device: str, batch: int, n: int, times: Sequence[float]
 ) -> Result:
-    total = sum(times)
+    from timing import call_stats
+
     return Result(
-        engine=engine,
-        backend=backend,
-        device=device,
-        batch=batch,
-        texts=n,
-        seconds=total,
-        texts_per_s=n / total,
-        p50_ms=1000 * float(np.percentile(times, 50)),
-        p99_ms=1000 * float(np.percentile(times, 99)),
+        engine=engine, backend=backend, device=device, batch=batch, texts=n, **call_stats(n, times)
     )
 
 

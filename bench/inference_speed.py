@@ -75,17 +75,9 @@ def timed_batches(
 
 
 def summarize(model: str, engine: str, batch: int, n: int, times: Sequence[float]) -> Result:
-    total = sum(times)
-    return Result(
-        model=model,
-        engine=engine,
-        batch=batch,
-        texts=n,
-        seconds=total,
-        texts_per_s=n / total,
-        p50_ms=1000 * float(np.percentile(times, 50)),
-        p99_ms=1000 * float(np.percentile(times, 99)),
-    )
+    from timing import call_stats
+
+    return Result(model=model, engine=engine, batch=batch, texts=n, **call_stats(n, times))
 
 
 def int8_matmul_rate(threads: int, m: int = 2048, k: int = 384, n: int = 1536) -> float:

@@ -31,7 +31,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -156,6 +155,8 @@ def bench(
     repeat: int,
 ) -> tuple[list[Result], dict[str, Any]]:
     """Every (policy, length, batch) measured on one loaded graph; the model's description."""
+    from timing import call_stats
+
     from inference import InferenceSettings, TextEncoder, load_predictor, with_long_text
 
     base = load_predictor(model, InferenceSettings.model_validate(settings))
@@ -183,7 +184,6 @@ def bench(
             for batch in batches:
                 console.print(f"[bold]{policy}[/]: {tokens} tokens, batch {batch}")
                 median, every = timed_calls(run, texts, batch, repeat)
-                total = sum(median)
                 results.append(
                     Result(
                         policy=policy,
@@ -191,10 +191,7 @@ def bench(
                         batch=batch,
                         texts=len(texts),
                         rows_per_text=rows / len(texts),
-                        seconds=total,
-                        texts_per_s=len(texts) / total,
-                        p50_ms=1000 * float(np.percentile(every, 50)),
-                        p99_ms=1000 * float(np.percentile(every, 99)),
+                        **call_stats(len(texts), median, every),
                     )
                 )
     truncate = {(r.tokens, r.batch): r.texts_per_s for r in results if r.policy == "truncate"}
