@@ -27,6 +27,17 @@ EvalTextColumnsOpt = Annotated[
 ]
 
 
+#: Options the labelled-text training commands (classify, multilabel, distill) share.
+EvalDataOpt = Annotated[
+    str | None,
+    typer.Option("--eval-data", help="Held-out test data (reported, never used to select)."),
+]
+SplitOpt = Annotated[str | None, typer.Option(help="Split of a Hub dataset for training.")]
+EvalSplitOpt = Annotated[str | None, typer.Option(help="Split of a Hub dataset for --eval-data.")]
+LimitOpt = Annotated[int | None, typer.Option(help="Use only the first N training rows.")]
+EvalLimitOpt = Annotated[int | None, typer.Option(help="Use only the first N test rows.")]
+
+
 def split_csv(value: str | Sequence[str] | None) -> list[str] | None:
     """Comma-separated value(s) as a list of names; None when nothing was given."""
     if not value:

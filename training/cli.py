@@ -10,7 +10,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from training._cli_options import EvalTextColumnsOpt, TextColumnsOpt, split_csv
+from training._cli_options import (
+    EvalDataOpt,
+    EvalLimitOpt,
+    EvalSplitOpt,
+    EvalTextColumnsOpt,
+    LimitOpt,
+    SplitOpt,
+    TextColumnsOpt,
+    split_csv,
+)
 from training._hp_options import flag_defaults, with_hyperparameters
 from training.models import DEFAULT_BASE_MODEL
 
@@ -51,10 +60,7 @@ def classify_command(
             "are the class names (codes 1..12 make classes '1'..'12')."
         ),
     ] = None,
-    eval_data: Annotated[
-        str | None,
-        Opt("--eval-data", help="Held-out test data (reported, never used to select)."),
-    ] = None,
+    eval_data: EvalDataOpt = None,
     eval_text_column: Annotated[
         list[str] | None,
         Opt(
@@ -74,8 +80,8 @@ def classify_command(
         Literal["f1_macro", "accuracy", "f1", "matthews_correlation"],
         Opt(help="Validation figure that picks the epoch (f1: binary F1 of class 1)."),
     ] = "f1_macro",
-    split: Annotated[str | None, Opt(help="Split of a Hub dataset for training.")] = "train",
-    eval_split: Annotated[str | None, Opt(help="Split of a Hub dataset for --eval-data.")] = "test",
+    split: SplitOpt = "train",
+    eval_split: EvalSplitOpt = "test",
     base_model: Annotated[
         str, Opt(help="Hub id or local dir; default: offline MiniLM.")
     ] = DEFAULT_BASE_MODEL,
@@ -93,8 +99,8 @@ def classify_command(
             "what sentence encoders such as the default MiniLM were trained with)."
         ),
     ] = "mean",
-    limit: Annotated[int | None, Opt(help="Use only the first N training rows.")] = None,
-    eval_limit: Annotated[int | None, Opt(help="Use only the first N test rows.")] = None,
+    limit: LimitOpt = None,
+    eval_limit: EvalLimitOpt = None,
     validation_fraction: Annotated[
         float, Opt(help="Share of the training rows carved off for validation (0 < f < 0.5).")
     ] = 0.1,

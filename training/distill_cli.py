@@ -7,9 +7,18 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from training._cli_options import TextColumnsOpt, split_csv
+from training._cli_options import (
+    EvalDataOpt,
+    EvalLimitOpt,
+    EvalSplitOpt,
+    LimitOpt,
+    SplitOpt,
+    TextColumnsOpt,
+    split_csv,
+)
 from training._hp_options import flag_defaults, with_hyperparameters
 from training.cli import CLASSIFY_HP, _given, print_summary
+from training.tasks_cli import WorkDirOpt
 
 if TYPE_CHECKING:  # the trainer pulls in torch: keep `textroute --help` fast
     from training.trainer import Hyperparameters
@@ -51,27 +60,22 @@ def distill_command(
         str | None,
         Opt(help="Classify-and-tag teacher: tagged sentences (CoNLL dir...); default: its own."),
     ] = None,
-    eval_data: Annotated[
-        str | None,
-        Opt("--eval-data", help="Held-out test data (reported, never used to select)."),
-    ] = None,
+    eval_data: EvalDataOpt = None,
     eval_text_column: Annotated[
         list[str] | None,
         Opt("--eval-text-column", help="Text column(s) of --eval-data, if not the training ones."),
     ] = None,
-    split: Annotated[str | None, Opt(help="Split of a Hub dataset for training.")] = "train",
-    eval_split: Annotated[str | None, Opt(help="Split of a Hub dataset for --eval-data.")] = "test",
+    split: SplitOpt = "train",
+    eval_split: EvalSplitOpt = "test",
     output: Annotated[
         Path | None, Opt("--output", "-o", help="Artifact directory; default models/NAME.")
     ] = None,
     name: Annotated[
         str | None, Opt(help="Model name; default: the teacher's name + '-l' + --layers.")
     ] = None,
-    work_dir: Annotated[
-        Path | None, Opt(help="Checkpoints and TensorBoard logs; default runs/NAME.")
-    ] = None,
-    limit: Annotated[int | None, Opt(help="Use only the first N training rows.")] = None,
-    eval_limit: Annotated[int | None, Opt(help="Use only the first N test rows.")] = None,
+    work_dir: WorkDirOpt = None,
+    limit: LimitOpt = None,
+    eval_limit: EvalLimitOpt = None,
     validation_fraction: Annotated[
         float, Opt(help="Share of the training rows carved off for validation (0 < f < 0.5).")
     ] = 0.1,

@@ -9,7 +9,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from training._cli_options import TextColumnsOpt, split_csv
+from training._cli_options import (
+    EvalDataOpt,
+    EvalLimitOpt,
+    EvalSplitOpt,
+    LimitOpt,
+    SplitOpt,
+    TextColumnsOpt,
+    split_csv,
+)
 from training._hp_options import with_hyperparameters
 from training.models import DEFAULT_BASE_MODEL
 from training.tasks_cli import (
@@ -69,15 +77,12 @@ def multilabel_command(
     label_names: Annotated[
         str | None, Opt(help="The full label set in order, comma-separated.")
     ] = None,
-    eval_data: Annotated[
-        str | None,
-        Opt("--eval-data", help="Held-out test data (reported, never used to select)."),
-    ] = None,
+    eval_data: EvalDataOpt = None,
     eval_text_column: Annotated[
         list[str] | None, Opt("--eval-text-column", help="Text column(s) of --eval-data.")
     ] = None,
-    split: Annotated[str | None, Opt(help="Split of a Hub dataset for training.")] = "train",
-    eval_split: Annotated[str | None, Opt(help="Split of a Hub dataset for --eval-data.")] = "test",
+    split: SplitOpt = "train",
+    eval_split: EvalSplitOpt = "test",
     base_model: BaseModelOpt = DEFAULT_BASE_MODEL,
     output: OutputOpt = Path("models/multilabel"),
     name: NameOpt = "multilabel",
@@ -85,8 +90,8 @@ def multilabel_command(
     pooling: Annotated[
         str, Opt(help="Head over the mean of the token vectors (mean) or over [CLS] (cls).")
     ] = "mean",
-    limit: Annotated[int | None, Opt(help="Use only the first N training rows.")] = None,
-    eval_limit: Annotated[int | None, Opt(help="Use only the first N test rows.")] = None,
+    limit: LimitOpt = None,
+    eval_limit: EvalLimitOpt = None,
     validation_fraction: Annotated[
         float, Opt(help="Share of the training rows carved off for validation (seeded).")
     ] = 0.1,
