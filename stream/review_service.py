@@ -226,7 +226,7 @@ class ReviewService:
             client_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            fetch_max_wait_ms=s.review_fetch_max_wait_ms,
             **kwargs,
         )
         producer = AIOKafkaProducer(

@@ -11,6 +11,7 @@ import structlog
 
 from schemas.messages import MessageKind
 from stream.config import WorkerSettings
+from stream.heap import freeze_startup_objects
 from stream.logs import configure_logging
 from stream.metrics import StreamMetrics
 from stream.model_set import ModelSet
@@ -139,6 +140,8 @@ def run_worker(settings: WorkerSettings, *, loader: Loader | None = None) -> Non
 
     configure_logging(settings.log_level, json=settings.log_json)
     built = build_worker(settings, loader=loader)
+    # Models and modules are in: full collections need not walk them again (short pauses).
+    freeze_startup_objects()
     if settings.metrics_port is not None:
         built.metrics.serve(settings.metrics_port)
     log.info(

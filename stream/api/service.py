@@ -26,6 +26,7 @@ from stream.api.payloads import ItemErrorInfo, ModelInfo, RouteOutcome
 from stream.api.settings import ApiSettings
 from stream.batching import BatchFn, BatchRunner, batch_runner
 from stream.errors import BatcherClosedError, BatchQueueFullError
+from stream.heap import freeze_startup_objects
 from stream.model_set import (
     Failed,
     ItemFailure,
@@ -152,6 +153,8 @@ class ModelService:
         # Observed per model inside the batch, which may call one model or two.
         self._route = self._runner(self._route_batch, model=None)
         self._publish_models()
+        # Models and modules are in: full collections need not walk them again (short pauses).
+        freeze_startup_objects()
         self.status = "ready"
         log.info("api.models_ready", versions=models.versions())
         if settings.reload_interval_s > 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 import threading
 import time
@@ -51,6 +52,19 @@ def test_readyz_is_503_while_loading_and_200_once_the_models_are_in(
     assert after.json()["models"]["classifier"]["name"] == "tiny-topics"
     assert after.json()["models"]["ner"]["name"] == "tiny-ner"
     assert httpx.post(f"{server.url}/v1/classify", json=BODY, timeout=30).status_code == 200
+
+
+def test_what_is_alive_once_the_models_are_in_is_frozen_out_of_full_collections(
+    start_api: StartApi,
+) -> None:
+    gc.unfreeze()
+    try:
+        server = start_api()
+        assert wait_ready(server.url).status_code == 200
+        # Full collections would otherwise walk every object of the loaded models each time.
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_corrupt_model_file_fails_readiness_with_the_reason(
