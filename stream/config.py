@@ -264,6 +264,15 @@ class WorkerSettings(BaseSettings):
         description="Longest wait of one fetch request; tansu waits it out even when data "
         "arrives, so it bounds latency there (Kafka answers as soon as data is in).",
     )
+    producer_linger_ms: int = Field(
+        default=5,
+        ge=0,
+        le=1_000,
+        description="How long the producer gathers records into one request: a batch's "
+        "outputs then go in a few requests, not one per record. Measured on tansu: 0 -> 5 ms "
+        "took the broker's CPU from 0.19 to 0.11 of a core and the worker from about 400 to "
+        "430-453 msg/s (bench/RESULTS.md).",
+    )
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     lag_interval_s: float = Field(default=5.0, gt=0, description="Consumer lag gauge refresh.")

@@ -313,6 +313,8 @@ def create_app(
         consumer_auto_offset_reset=settings.auto_offset_reset,
         broker_commit_interval=settings.commit_interval_s,
         producer_acks=-1,
+        # A batch's outputs leave in a few produce requests rather than one per record or two.
+        producer_linger=settings.producer_linger_ms / 1000,
         # faust waits 1,200 s for a produce by default: a broker that stopped acknowledging
         # would hold the worker, and its inputs, for twenty minutes before anyone heard.
         producer_request_timeout=settings.broker.produce_timeout_s,

@@ -132,3 +132,19 @@ def test_the_lag_gauge_is_the_high_watermark_minus_the_next_offset_to_process() 
     agent.positions[("t.email", 0)] = 130  # a stale high watermark never makes lag negative
     agent.update_lag()
     assert gauge.labels("t.email", "0")._value.get() == 0
+
+
+def test_the_producer_gathers_a_batchs_outputs_for_the_configured_linger(tmp_path: Any) -> None:
+    from stream.config import BrokerSettings
+    from stream.faust_app import create_app
+
+    settings = WorkerSettings(
+        producer_linger_ms=7,
+        review_store=False,
+        data_dir=tmp_path,
+        broker=BrokerSettings(bootstrap_servers="localhost:1", idempotence="off"),
+    )
+    processor = BatchProcessor.single(lambda: None, None, settings.topics)  # type: ignore[arg-type,return-value]
+    app = create_app(settings, processor, ThreadPoolExecutor(1), StreamMetrics(CollectorRegistry()))
+    # What aiokafka is given: records wait up to 7 ms for company in one produce request.
+    assert app.producer._settings_default()["linger_ms"] == 7
