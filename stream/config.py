@@ -210,7 +210,7 @@ class WorkerSettings(BaseSettings):
         description="Max wait for a batch to fill once the previous one is done. Batches grow "
         "by themselves while the model is busy (a backlog fills one at once), so a longer wait "
         "only adds latency: measured, 20 ms -> 2 ms took p99 at half saturation from 117 to "
-        "71-84 ms with the same throughput (bench/RESULTS.md).",
+        "84-101 ms with the same throughput (bench/RESULTS.md).",
     )
     rules_path: Path | None = Field(
         default=None, description="Routing rules YAML; default: the packaged rules."
@@ -271,7 +271,7 @@ class WorkerSettings(BaseSettings):
         description="How long the producer gathers records into one request: a batch's "
         "outputs then go in a few requests, not one per record. Measured on tansu: 0 -> 5 ms "
         "took the broker's CPU from 0.19 to 0.11 of a core and the worker from about 400 to "
-        "430-453 msg/s (bench/RESULTS.md).",
+        "430-472 msg/s (bench/RESULTS.md).",
     )
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
