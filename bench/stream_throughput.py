@@ -473,20 +473,30 @@ def smoke_models(out: Path) -> tuple[str, str, str, str]:
     return str(classifier), str(ner), str(multitask), str(rules)
 
 
+def _ms(value: float | None) -> str:
+    return f"{value:.1f}" if value is not None else "-"
+
+
+def _result_cells(r: SystemResult) -> list[str]:
+    """A result's row, as the terminal table and the markdown both show it."""
+    load = f"{r.latency_messages} @ {r.latency_rate:g}/s" if r.latency_messages else "-"
+    return [
+        r.system,
+        str(r.messages),
+        f"{r.seconds:.2f}",
+        f"{r.messages_per_s:.1f}",
+        load,
+        _ms(r.p50_ms),
+        _ms(r.p99_ms),
+    ]
+
+
 def table(results: Sequence[SystemResult]) -> Table:
     t = Table(title="textroute stream benchmark")
     for col in ("system", "messages", "seconds", "msg/s", "latency load", "p50 ms", "p99 ms"):
         t.add_column(col, justify="left" if col == "system" else "right")
     for r in results:
-        t.add_row(
-            r.system,
-            str(r.messages),
-            f"{r.seconds:.2f}",
-            f"{r.messages_per_s:.1f}",
-            f"{r.latency_messages} @ {r.latency_rate:g}/s" if r.latency_messages else "-",
-            f"{r.p50_ms:.1f}" if r.p50_ms is not None else "-",
-            f"{r.p99_ms:.1f}" if r.p99_ms is not None else "-",
-        )
+        t.add_row(*_result_cells(r))
     return t
 
 
@@ -552,8 +562,8 @@ def sweep_table(results: Sequence[SystemResult]) -> Table:
                 f"{p.offered_per_s:.1f}",
                 f"{p.achieved_per_s:.1f}",
                 str(p.messages),
-                f"{p.p50_ms:.1f}" if p.p50_ms is not None else "-",
-                f"{p.p99_ms:.1f}" if p.p99_ms is not None else "-",
+                _ms(p.p50_ms),
+                _ms(p.p99_ms),
                 ("met" if met else "MISSED") if half else "",
             )
     t.caption = f"target: p99 <= {HALF_SATURATION_P99_MS:g} ms at half saturation"
@@ -598,13 +608,7 @@ def markdown(
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        load = f"{r.latency_messages} @ {r.latency_rate:g}/s" if r.latency_messages else "-"
-        p50 = f"{r.p50_ms:.1f}" if r.p50_ms is not None else "-"
-        p99 = f"{r.p99_ms:.1f}" if r.p99_ms is not None else "-"
-        lines.append(
-            f"| {r.system} | {r.messages} | {r.seconds:.2f} | {r.messages_per_s:.1f} | {load} "
-            f"| {p50} | {p99} |"
-        )
+        lines.append("| " + " | ".join(_result_cells(r)) + " |")
     lines.append("")
     if "bare_fraction" in ratios:
         lines.append(
@@ -640,11 +644,9 @@ def markdown(
         ]
         for r in swept:
             for p in r.sweep:
-                p50 = f"{p.p50_ms:.1f}" if p.p50_ms is not None else "-"
-                p99 = f"{p.p99_ms:.1f}" if p.p99_ms is not None else "-"
                 lines.append(
                     f"| {r.system} | {p.fraction:.0%} | {p.offered_per_s:.1f} | "
-                    f"{p.achieved_per_s:.1f} | {p.messages} | {p50} | {p99} |"
+                    f"{p.achieved_per_s:.1f} | {p.messages} | {_ms(p.p50_ms)} | {_ms(p.p99_ms)} |"
                 )
         lines.append("")
         for name, half in sweep_summary(swept).items():
