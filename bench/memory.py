@@ -176,6 +176,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def launch(module: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`python -m MODULE...` from the repository root, its output appended to `log_path`."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", *module],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
@@ -234,14 +246,7 @@ async def measure_worker(
     samples: list[MemorySample] = []
     metric = None
     console.print(f"[bold]worker[/], {models.name}: starting")
-    with (work / f"worker-{slug}.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "stream", "worker"],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc = launch(["stream", "worker"], env, work / f"worker-{slug}.log")
     try:
         async with Arrivals(broker, topics.routed) as arrivals, producer(broker) as prod:
             for phase, batch in (("ready", records[:1]), (f"after {args.messages}", records[1:])):
@@ -338,14 +343,7 @@ async def measure_api(
     samples: list[MemorySample] = []
     metric = None
     console.print(f"[bold]api[/], {models.name}: starting")
-    with (work / f"api-{slug}.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "stream.api"],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc = launch(["stream.api"], env, work / f"api-{slug}.log")
     try:
         await asyncio.to_thread(wait_ready, url, proc, args.timeout)
         done = 0
