@@ -11,7 +11,7 @@ import structlog
 
 from schemas.messages import MessageKind
 from stream.config import WorkerSettings
-from stream.heap import freeze_startup_objects
+from stream.heap import freeze_startup_objects, refreezing
 from stream.logs import configure_logging
 from stream.metrics import StreamMetrics
 from stream.model_set import ModelSet
@@ -53,6 +53,8 @@ class BuiltWorker:
     metrics: StreamMetrics
     processor: BatchProcessor
     executor: ThreadPoolExecutor
+    #: The app's periodic model check: new versions in, the replaced models' memory freed.
+    reload: Callable[[], list[str]]
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
@@ -84,15 +86,11 @@ def build_worker(settings: WorkerSettings, *, loader: Loader | None = None) -> B
     # One thread: batches are processed one at a time, and a model reload (run on the same
     # executor) never overlaps a batch.
     executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
+    reload = refreezing(pipelines.check_for_update)
     app = create_app(
-        settings,
-        processor,
-        executor,
-        metrics,
-        reload=pipelines.check_for_update,
-        labels_of=pipelines.labels_of,
+        settings, processor, executor, metrics, reload=reload, labels_of=pipelines.labels_of
     )
-    return BuiltWorker(app, pipelines, metrics, processor, executor)
+    return BuiltWorker(app, pipelines, metrics, processor, executor, reload)
 
 
 def _single_pipeline(

@@ -26,7 +26,7 @@ from stream.api.payloads import ItemErrorInfo, ModelInfo, RouteOutcome
 from stream.api.settings import ApiSettings
 from stream.batching import BatchFn, BatchRunner, batch_runner
 from stream.errors import BatcherClosedError, BatchQueueFullError
-from stream.heap import freeze_startup_objects
+from stream.heap import freeze_startup_objects, refreezing
 from stream.model_set import (
     Failed,
     ItemFailure,
@@ -199,9 +199,11 @@ class ModelService:
     async def _reload_loop(self) -> None:
         assert self._models is not None
         loop = asyncio.get_running_loop()
+        # The replaced models were frozen at start-up: refreezing frees what cycles hold of them.
+        check = refreezing(self._models.check_for_update)
         while True:
             await asyncio.sleep(self.settings.reload_interval_s)
-            changed = await loop.run_in_executor(self._executor, self._models.check_for_update)
+            changed = await loop.run_in_executor(self._executor, check)
             if changed:
                 self._publish_models()
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+import shutil
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
 
+from schemas.artifact import read_manifest, write_manifest
 from schemas.errors import ManifestMissing
 from stream.config import BrokerSettings, WorkerSettings
 from stream.errors import ModelSlotError, RulesInvalidError
+from stream.heap import freeze_startup_objects
 from stream.worker import build_worker
 
 
@@ -116,3 +121,28 @@ def test_the_worker_command_refuses_an_ner_model_as_classifier_in_one_line(
     assert line.startswith("error: ModelSlotError: the classifier slot needs a classification")
     assert f"{tiny_ner_artifact} holds tiny-ner" in line and "token-classification" in line
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_hot_reload_frees_the_replaced_models_and_freezes_the_new_ones_out_of_full_collections(
+    tmp_path: Path, tiny_classifier_artifact: Path
+) -> None:
+    live = tmp_path / "classifier"
+    shutil.copytree(tiny_classifier_artifact, live)
+    built = build_worker(_settings(tmp_path, live, None))
+    gc.unfreeze()
+    try:
+        (pipeline,) = built.models
+        replaced = weakref.ref(pipeline.models().classifier)
+        # As run_worker does once the models are in.
+        freeze_startup_objects()
+        manifest = read_manifest(live)
+        write_manifest(manifest.model_copy(update={"version": "20990101T000000Z"}), live)
+        assert built.reload() == ["default/classifier"]
+        assert built.models.versions() == {"default/classifier": "20990101T000000Z"}
+        assert replaced() is None
+        # Frozen objects are not among those a full collection walks (short pauses, as at start).
+        new = pipeline.models().classifier
+        assert not any(o is new for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
+        built.close()

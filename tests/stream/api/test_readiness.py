@@ -121,12 +121,27 @@ def test_without_ner_entities_is_404_and_route_still_works(start_api: StartApi) 
     assert routing["entities"] == [] and routing["ner"] is None
 
 
-def test_a_new_artifact_version_is_served_without_a_restart(
+def test_a_new_artifact_version_is_served_without_a_restart_and_frozen_like_the_first(
     start_api: StartApi, tiny_classifier_artifact: Path, tmp_path: Path
 ) -> None:
     live = tmp_path / "classifier"
     shutil.copytree(tiny_classifier_artifact, live)
-    server = start_api(classifier=live, ner=None, reload_interval_s=0.2)
+    gc.unfreeze()
+    try:
+        _serve_a_new_version(start_api, live)
+    finally:
+        gc.unfreeze()
+
+
+def _serve_a_new_version(start_api: StartApi, live: Path) -> None:
+    real = inference_loader()
+    loaded: list[Any] = []
+
+    def load(path: Path) -> Any:
+        loaded.append(real(path))
+        return loaded[-1]
+
+    server = start_api(classifier=live, ner=None, reload_interval_s=0.2, loader=load)
     wait_ready(server.url)
     first = httpx.post(f"{server.url}/v1/classify", json=BODY, timeout=30).json()
     assert first["model"]["version"] == "20250101T000000Z"
@@ -143,3 +158,8 @@ def test_a_new_artifact_version_is_served_without_a_restart(
         ]
     assert version == "20990101T000000Z"
     assert httpx.get(f"{server.url}/readyz").json()["models"]["classifier"]["version"] == version
+    # Refrozen after the swap: the new model is out of full collections too (short pauses),
+    # and what cycles held of the replaced one is freed (see stream.heap.refreeze).
+    new = loaded[-1]
+    assert new.manifest.version == version
+    assert not any(o is new for o in gc.get_objects())
