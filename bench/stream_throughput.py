@@ -662,6 +662,21 @@ async def run(args: argparse.Namespace) -> int:
     if args.texts == "agnews" and not args.data.is_file():
         console.print(f"[yellow]{args.data} not found; using generated sample messages[/]")
         args.texts = "samples"
+    records = make_records(args.texts, args.messages, f"w{tag}", seed=1, data=args.data)
+    paced = make_records(
+        args.texts, args.messages + args.latency_messages, f"wl{tag}", 2, data=args.data
+    )
+    paced = paced[args.messages :] if args.texts == "agnews" else paced[: args.latency_messages]
+    if len(records) < args.messages or len(paced) < args.latency_messages:
+        # The backlog and the paced load must not share texts, and a short run would be
+        # reported as if it were the one asked for.
+        console.print(
+            f"[red]error:[/] {args.data} has {len(records) + len(paced)} texts, fewer than "
+            f"--messages {args.messages} + --latency-messages {args.latency_messages}; "
+            "ask for fewer"
+        )
+        shutil.rmtree(work, ignore_errors=True)
+        return 2
     embedded = None
     if args.bootstrap:
         bootstrap = args.bootstrap
@@ -671,11 +686,6 @@ async def run(args: argparse.Namespace) -> int:
     broker = BrokerSettings(bootstrap_servers=bootstrap)
     results: dict[str, SystemResult] = {}
     try:
-        records = make_records(args.texts, args.messages, f"w{tag}", seed=1, data=args.data)
-        paced = make_records(
-            args.texts, args.messages + args.latency_messages, f"wl{tag}", 2, data=args.data
-        )
-        paced = paced[args.messages :] if args.texts == "agnews" else paced[: args.latency_messages]
         texts = [model_text(r) for r in records]
         console.print(f"{len(records)} messages ({args.texts}); work dir {work}")
 

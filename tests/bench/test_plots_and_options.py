@@ -135,3 +135,17 @@ def test_memory_model_sets_follow_the_artifacts_given(bench_module: BenchModule)
     assert joint == {"TEXTROUTE_API_CLASSIFIER_DIR": "m", "TEXTROUTE_API_NER_DIR": "m"}
     with pytest.raises(SystemExit):
         memory.parse(["--sets", "everything"])
+
+
+def test_asking_for_more_ag_news_messages_than_the_file_holds_is_one_error_line_and_exit_2(
+    bench_module: BenchModule, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    st = bench_module("stream_throughput")
+    data = tmp_path / "test.csv"
+    rows = "".join(f'3,"Title {i}","Text number {i} about markets."\n' for i in range(5))
+    data.write_text("label,title,description\n" + rows, encoding="utf-8")
+    argv = ["--data", str(data), "--messages", "4", "--latency-messages", "3", "--skip-naive"]
+    # Before any broker starts: the run would otherwise drain 4 and crash on an empty paced load.
+    assert st.main(argv) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "has 5 texts, fewer than --messages 4 + --latency-messages 3" in out
