@@ -415,7 +415,7 @@ def _worker_factory(
         "TEXTROUTE_WORKER_BATCH_SIZE": str(args.batch_size),
         "TEXTROUTE_WORKER_BATCH_WAIT_S": str(args.batch_wait),
         "TEXTROUTE_WORKER_RELOAD_INTERVAL_S": "0",
-        "TEXTROUTE_WORKER_LOG_LEVEL": "WARNING",
+        "TEXTROUTE_WORKER_LOG_LEVEL": args.worker_log_level,
         "TEXTROUTE_WORKER_DATA_DIR": str(logs / "faust"),
     }
     if args.rules:
@@ -797,6 +797,14 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--smoke", action="store_true", help="tiny random models (plumbing check)")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, smoke models)")
+    p.add_argument(
+        "--worker-log-level",
+        default="WARNING",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="the worker's log level; DEBUG logs each batch's size and its process and produce "
+        "times (worker.log in the work dir: add --keep)",
+    )
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--write-results", action="store_true", help=f"append to {RESULTS}")
     p.add_argument(

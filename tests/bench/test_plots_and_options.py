@@ -149,3 +149,13 @@ def test_asking_for_more_ag_news_messages_than_the_file_holds_is_one_error_line_
     assert st.main(argv) == 2
     out = " ".join(capsys.readouterr().out.split())
     assert "has 5 texts, fewer than --messages 4 + --latency-messages 3" in out
+
+
+def test_the_workers_log_level_is_warning_unless_asked_for_per_batch_debug_lines(
+    bench_module: BenchModule,
+) -> None:
+    st = bench_module("stream_throughput")
+    assert st.parse([]).worker_log_level == "WARNING"
+    assert st.parse(["--worker-log-level", "debug"]).worker_log_level == "DEBUG"
+    with pytest.raises(SystemExit):
+        st.parse(["--worker-log-level", "loud"])
