@@ -199,7 +199,8 @@ class ModelService:
     async def _reload_loop(self) -> None:
         assert self._models is not None
         loop = asyncio.get_running_loop()
-        # The replaced models were frozen at start-up: refreezing frees what cycles hold of them.
+        # Refrozen after a swap: the new models stay out of full collections (short pauses) and
+        # what cycles held of the replaced ones is freed.
         check = refreezing(self._models.check_for_update)
         while True:
             await asyncio.sleep(self.settings.reload_interval_s)
