@@ -162,4 +162,8 @@ def _serve_a_new_version(start_api: StartApi, live: Path) -> None:
     # and what cycles held of the replaced one is freed (see stream.heap.refreeze).
     new = loaded[-1]
     assert new.manifest.version == version
+    # The new version is served as soon as it is swapped in, before the refreeze after it.
+    deadline = time.monotonic() + 20
+    while any(o is new for o in gc.get_objects()) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not any(o is new for o in gc.get_objects())
