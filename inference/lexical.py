@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from schemas import ModelManifest, TaskKind
 
 #: The arrays of the expert's file, beside a JSON `config` (n-gram range, lowercasing, tf).
 _ARRAYS = ("vocabulary", "idf", "coef", "intercept")
+#: scikit-learn's default token_pattern, which every expert is fitted with.
+_TOKENS = re.compile(r"(?u)\b\w\w+\b")
 
 
 class LexicalExpert:
@@ -24,7 +27,9 @@ class LexicalExpert:
     multinomial logistic regression.
 
     It is stored as plain arrays (no pickle, so loading an artifact runs no code and survives
-    scikit-learn upgrades) and rebuilt on a CountVectorizer with the saved vocabulary.
+    scikit-learn upgrades) and served without scikit-learn: the vectorizer's analysis (lowercase,
+    its default token pattern, word n-grams) and the sparse product are a few lines here, and a
+    serving process does not hold scikit-learn and SciPy (about 150 MB resident).
     """
 
     def __init__(
@@ -38,8 +43,6 @@ class LexicalExpert:
         lowercase: bool = True,
         sublinear_tf: bool = True,
     ) -> None:
-        from sklearn.feature_extraction.text import CountVectorizer
-
         self.vocabulary = list(vocabulary)
         self.idf = np.asarray(idf, dtype=np.float64)
         self.coef = np.asarray(coef, dtype=np.float64)
@@ -55,11 +58,9 @@ class LexicalExpert:
             )
         if self.intercept.shape != (self.coef.shape[0],):
             raise ValueError(f"intercept {self.intercept.shape} for {self.coef.shape[0]} classes")
-        self._counts = CountVectorizer(
-            vocabulary={term: i for i, term in enumerate(self.vocabulary)},
-            ngram_range=self.ngram_range,
-            lowercase=lowercase,
-        )
+        self._index = {term: i for i, term in enumerate(self.vocabulary)}
+        # (vocabulary, classes), contiguous: the rows of a text's n-grams are gathered at once.
+        self._weights_by_term = np.ascontiguousarray(self.coef.T)
 
     @property
     def num_classes(self) -> int:
@@ -98,22 +99,55 @@ class LexicalExpert:
             sublinear_tf=vectorizer.sublinear_tf,
         )
 
-    def features(self, texts: Sequence[str]) -> Any:
-        """The sparse TF-IDF matrix (texts, vocabulary), CSR, rows of unit L2 norm."""
-        matrix = self._counts.transform(list(texts)).astype(np.float64).tocsr()
-        data = matrix.data  # scaled in place: a dense (vocabulary,) product costs 10x more
+    def terms(self, text: str) -> list[str]:
+        """The text's n-grams as the fitted TfidfVectorizer saw them (unknown ones too)."""
+        tokens = _TOKENS.findall(text.lower() if self.lowercase else text)
+        low, high = self.ngram_range
+        grams = list(tokens) if low == 1 else []
+        for n in range(max(low, 2), min(high, len(tokens)) + 1):
+            grams += [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+        return grams
+
+    def features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The TF-IDF rows of `texts` in CSR form, (indptr, columns, values): each row's known
+        n-grams, (1 + log) counts times idf, scaled to unit L2 norm."""
+        index = self._index
+        columns: list[int] = []
+        counts: list[int] = []
+        indptr = [0]
+        for text in texts:
+            seen: dict[int, int] = {}
+            for term in self.terms(text):
+                column = index.get(term)
+                if column is not None:
+                    seen[column] = seen.get(column, 0) + 1
+            columns.extend(seen)
+            counts.extend(seen.values())
+            indptr.append(len(columns))
+        cols = np.asarray(columns, dtype=np.int64)
+        values = np.asarray(counts, dtype=np.float64)
         if self.sublinear_tf:
-            np.log(data, out=data)
-            data += 1.0
-        data *= self.idf[matrix.indices]
-        rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-        norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=matrix.shape[0]))
-        data /= np.where(norms > 0, norms, 1.0)[rows]
-        return matrix
+            np.log(values, out=values)
+            values += 1.0
+        values *= self.idf[cols]
+        starts = np.asarray(indptr, dtype=np.int64)
+        lengths = np.diff(starts)
+        norms = np.zeros(len(lengths))
+        filled = lengths > 0
+        if values.size:
+            norms[filled] = np.sqrt(np.add.reduceat(values * values, starts[:-1][filled]))
+        values /= np.repeat(np.where(filled, norms, 1.0), lengths)
+        return starts, cols, values
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """(texts, classes) linear scores: a multi-label expert's log-odds of each label."""
-        out: np.ndarray = np.asarray(self.features(texts) @ self.coef.T) + self.intercept
+        starts, cols, values = self.features(texts)
+        lengths = np.diff(starts)
+        out = np.tile(self.intercept, (len(lengths), 1))
+        filled = lengths > 0
+        if values.size:
+            terms = self._weights_by_term[cols] * values[:, None]
+            out[filled] += np.add.reduceat(terms, starts[:-1][filled], axis=0)
         return out
 
     def log_proba(self, texts: Sequence[str]) -> np.ndarray:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +95,35 @@ def test_onnx_without_spinning_threads_gives_the_same_answers(
         predictor = load_predictor(tiny_classifier_artifact, settings)  # type: ignore[arg-type]
         labels[spin] = [c.label for c in predictor.classify(texts)]  # type: ignore[union-attr]
     assert labels["0"] == labels["1"]
+
+
+_ASK_CUDA = """
+import sys
+from inference import backend
+backend.GPU_DEVICE_NODES = tuple(sys.argv[1:])
+print(backend.cuda_available(), "torch" in sys.modules)
+"""
+
+
+def _ask_cuda(*nodes: str) -> str:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", _ASK_CUDA, *nodes],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="GPU device nodes are Linux's")
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch installed")
+def test_auto_does_not_import_torch_on_a_machine_without_a_gpu_driver(tmp_path: Path) -> None:
+    # Importing torch to hear "no CUDA" cost every CPU worker about 200 MB resident.
+    assert _ask_cuda(str(tmp_path / "no-such-device")) == "False False"
+    # With a driver's node present, torch is the one asked (whatever it answers here).
+    node = tmp_path / "nvidiactl"
+    node.touch()
+    assert _ask_cuda(str(node)).split()[1] == "True"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,52 @@ def test_saved_expert_loads_back_without_pickle_and_scores_the_same(tmp_path: Pa
     assert loaded.vocabulary == expert.vocabulary
     # Stored as float32: the log-probabilities agree to float32 precision.
     np.testing.assert_allclose(loaded.log_proba(HELD_OUT), expert.log_proba(HELD_OUT), atol=1e-5)
+
+
+# Case, accents, digits, punctuation, a one-letter word, repeats, no known word at all.
+ODD_TEXTS = [
+    "Oil OIL oil: prices rose 3.5% in Zürich, São Paulo and NEW YORK",
+    "a I x -- don't stop, e-mail re: RE: fwd",
+    "bank bank bank shares shares",
+    "日本 の 銀行 株価",
+    "",
+    "zzz qqq",
+]
+
+
+@pytest.mark.parametrize("ngram_range", [(1, 1), (1, 2), (1, 3), (2, 2)])
+@pytest.mark.parametrize("lowercase", [True, False])
+@pytest.mark.parametrize("sublinear_tf", [True, False])
+def test_expert_scores_are_the_linear_layer_over_scikit_learns_tfidf_features(
+    ngram_range: tuple[int, int], lowercase: bool, sublinear_tf: bool
+) -> None:
+    texts, _ = topic_texts(120, seed=5)
+    vectorizer = TfidfVectorizer(
+        ngram_range=ngram_range, lowercase=lowercase, sublinear_tf=sublinear_tf
+    )
+    vectorizer.fit(texts + ODD_TEXTS[:4])
+    rng = np.random.default_rng(0)
+    coef = rng.normal(size=(3, len(vectorizer.vocabulary_)))
+    intercept = rng.normal(size=3)
+    expert = LexicalExpert.from_tfidf(vectorizer, coef, intercept)
+    held = ODD_TEXTS + texts[:20]
+    expected = vectorizer.transform(held) @ coef.T + intercept
+    np.testing.assert_allclose(expert.scores(held), expected, atol=1e-9)
+
+
+def test_serving_an_expert_does_not_load_scikit_learn(tmp_path: Path) -> None:
+    path = LexicalExpert.from_sklearn(*_fitted()).save(tmp_path / "lexical.npz")
+    code = (
+        "import sys; from inference.lexical import LexicalExpert; "
+        f"LexicalExpert.load({str(path)!r}).log_proba(['oil prices rose']); "
+        "print(sorted({'sklearn', 'scipy'} & set(sys.modules)))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    # scikit-learn and SciPy hold about 150 MB resident in every worker and API process.
+    assert done.stdout.strip() == "[]"
 
 
 def test_classifier_fit_on_label_names_is_refused_since_columns_would_not_line_up() -> None:
