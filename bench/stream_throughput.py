@@ -99,6 +99,8 @@ class SystemResult:
     p50_ms: float | None = None
     p99_ms: float | None = None
     sweep: list[LoadPoint] = field(default_factory=list)
+    #: Cores each process used over the backlog drain, and the cores left idle (Linux).
+    drain_cores: dict[str, float] = field(default_factory=dict)
 
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -193,6 +195,46 @@ async def naive_consumer(args: argparse.Namespace) -> None:
 
 
 # ---- measuring a running system through Kafka --------------------------------------------
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _idle_seconds() -> float:
+    """CPU seconds the whole machine has spent idle or waiting for I/O, all cores."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuSplit:
+    """Cores each watched process used, and the machine's idle cores, between `start` and
+    `stop`: where the drain's CPU went (the system under test, the broker, this process)."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self._pids = {name: pid for name, pid in pids.items() if pid is not None}
+        self._at: dict[str, float] = {}
+        self._began = 0.0
+
+    def _sample(self) -> dict[str, float] | None:
+        try:
+            used = {name: _cpu_seconds(pid) for name, pid in self._pids.items()}
+            return {**used, "idle": _idle_seconds()}
+        except (OSError, ValueError, IndexError):
+            return None  # not Linux, or a process already gone: no split
+
+    def start(self) -> None:
+        self._at = self._sample() or {}
+        self._began = time.perf_counter()
+
+    def stop(self) -> dict[str, float]:
+        now = self._sample()
+        seconds = time.perf_counter() - self._began
+        if not now or not self._at or seconds <= 0:
+            return {}
+        return {name: round((now[name] - self._at[name]) / seconds, 3) for name in now}
 
 
 class Arrivals(TopicFollower):
@@ -294,6 +336,7 @@ async def measure_system(
     *,
     sweep: Sequence[float] = (),
     sweep_records: SweepRecords | None = None,
+    broker_pid: int | None = None,
 ) -> SystemResult:
     """Warm up, drain a backlog (throughput), then a paced load (latency); with `sweep`, then
     a paced load at each of those fractions of the drain's rate (its saturation rate), of the
@@ -312,6 +355,8 @@ async def measure_system(
             await arrivals.wait_for([w.key for w in warm], proc, timeout=max(timeout, 180))
             console.print(f"[dim]{name}: warmed up, draining {len(records)} messages[/]")
 
+            split = CpuSplit({name: proc.pid, "broker": broker_pid, "load": os.getpid()})
+            split.start()
             began = time.perf_counter()
             futures = [
                 await prod.send(o.topic, o.value, key=o.key) for o in to_outbound(records, topics)
@@ -319,6 +364,7 @@ async def measure_system(
             await asyncio.gather(*futures)
             end = await arrivals.wait_for([r.key for r in records], proc, timeout)
             seconds = end - began
+            drain_cores = split.stop()
 
             console.print(f"[dim]{name}: paced load of {len(latency_records)} at {rate:g}/s[/]")
             paced = await paced_load(prod, arrivals, proc, topics, latency_records, rate, timeout)
@@ -351,6 +397,7 @@ async def measure_system(
         p50_ms=paced.p50_ms,
         p99_ms=paced.p99_ms,
         sweep=points,
+        drain_cores=drain_cores,
     )
 
 
@@ -491,6 +538,16 @@ def _result_cells(r: SystemResult) -> list[str]:
     ]
 
 
+def cpu_lines(results: Sequence[SystemResult]) -> list[str]:
+    """Per system with a CPU split: the cores each process used over its backlog drain."""
+    lines = []
+    for r in results:
+        if r.drain_cores:
+            used = ", ".join(f"{name} {cores:.2f}" for name, cores in r.drain_cores.items())
+            lines.append(f"{r.system}, cores over the drain: {used} (of {os.cpu_count()})")
+    return lines
+
+
 def table(results: Sequence[SystemResult]) -> Table:
     t = Table(title="textroute stream benchmark")
     for col in ("system", "messages", "seconds", "msg/s", "latency load", "p50 ms", "p99 ms"):
@@ -610,6 +667,7 @@ def markdown(
     for r in results:
         lines.append("| " + " | ".join(_result_cells(r)) + " |")
     lines.append("")
+    lines += [f"{line}." for line in cpu_lines(results)]
     if "bare_fraction" in ratios:
         lines.append(
             f"Worker throughput: {ratios['bare_fraction']:.0%} of bare inference (target >= 80%)"
@@ -684,6 +742,7 @@ async def run(args: argparse.Namespace) -> int:
         embedded = EmbeddedBroker(EmbeddedBrokerSettings(port=0, log_file=work / "broker.log"))
         bootstrap = embedded.start().bootstrap
     broker = BrokerSettings(bootstrap_servers=bootstrap)
+    broker_pid = embedded.pid if embedded is not None else None
     results: dict[str, SystemResult] = {}
     try:
         texts = [model_text(r) for r in records]
@@ -699,7 +758,7 @@ async def run(args: argparse.Namespace) -> int:
             results["worker"] = await measure_system(
                 "worker", _worker_factory(args, bootstrap, topics, work, tag), broker, topics,
                 records, paced, args.latency_rate, args.timeout,
-                sweep=args.load_sweep, sweep_records=sweep_records,
+                sweep=args.load_sweep, sweep_records=sweep_records, broker_pid=broker_pid,
             )  # fmt: skip
         if args.multitask:
             name = "worker (multitask)"
@@ -708,7 +767,7 @@ async def run(args: argparse.Namespace) -> int:
             results[name] = await measure_system(
                 name, _worker_factory(args, bootstrap, topics, work, tag, multitask=True),
                 broker, topics, records, paced, args.latency_rate, args.timeout,
-                sweep=args.load_sweep, sweep_records=sweep_records,
+                sweep=args.load_sweep, sweep_records=sweep_records, broker_pid=broker_pid,
             )  # fmt: skip
         if not args.skip_naive:
             n = min(args.naive_messages, len(records))
@@ -716,7 +775,7 @@ async def run(args: argparse.Namespace) -> int:
             results["naive"] = await measure_system(
                 "naive", _naive_factory(args, bootstrap, topics, work, tag), broker, topics,
                 records[:n], paced[: args.naive_latency_messages], args.naive_latency_rate,
-                args.timeout,
+                args.timeout, broker_pid=broker_pid,
             )  # fmt: skip
     finally:
         if embedded is not None:
@@ -733,6 +792,8 @@ async def run(args: argparse.Namespace) -> int:
     ordered = [results[k] for k in order if k in results]
     ratios = verdict(results)
     console.print(table(ordered))
+    for line in cpu_lines(ordered):
+        console.print(line)
     console.print(ratios)
     swept = [r for r in ordered if r.sweep]
     summary = sweep_summary(swept)

@@ -66,6 +66,16 @@ def test_stream_throughput_load_sweep_in_smoke_mode(tmp_path: Path) -> None:
         half = report["load_sweep"][name]
         assert half["half_saturation"]["fraction"] == 0.5
         assert isinstance(half["meets_target"], bool)
+    # Where each drain's CPU went: the worker, the embedded broker, this load and the idle.
+    cores = os.cpu_count() or 1
+    for result in report["results"]:
+        split = result["drain_cores"]
+        if not result["system"].startswith("worker"):
+            continue
+        assert set(split) == {result["system"], "broker", "load", "idle"}
+        assert split[result["system"]] > 0 and all(v >= 0 for v in split.values())
+        assert sum(split.values()) <= cores * 1.1
+    assert "cores over the drain" in proc.stdout
     # The rest of the report is still there.
     assert {"bare_fraction", "multitask_bare_fraction"} <= set(report)
 
