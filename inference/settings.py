@@ -55,7 +55,7 @@ class InferenceSettings(BaseSettings):
         default=None,
         ge=1.0,
         description="A backend call holds texts at most this many times its shortest one's "
-        "length. Unset: 1.25 on CPU, no bound on a GPU (where one call for the whole batch "
+        "length. Unset: 1.1 on CPU, no bound on a GPU (where one call for the whole batch "
         "costs less than padding it).",
     )
     top_k: int = Field(default=3, ge=1, description="Labels listed in Classification.top_k.")

@@ -1,6 +1,7 @@
-"""The new benchmark options end to end, in their smoke modes: inference_speed --plot on the
-tiny classifier, stream_throughput --smoke --load-sweep --plot (both worker configurations on
-the embedded broker) and memory.py --smoke (the worker and the API as real processes)."""
+"""The new benchmark options end to end, in their smoke modes: inference_speed --plot and
+bucket_padding on the tiny classifier, stream_throughput --smoke --load-sweep --plot (both
+worker configurations on the embedded broker) and memory.py --smoke (the worker and the API as
+real processes)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,36 @@ def test_inference_speed_plots_texts_per_s_against_batch(
     assert plot.read_bytes().startswith(PNG)
     batches = {r["batch"] for r in json.loads(out.read_text())["results"] if "ONNX" in r["engine"]}
     assert batches == {1, 4}
+
+
+def test_bucket_padding_times_every_ratio_in_every_round_on_the_same_texts(
+    tiny_classifier_artifact: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "padding.json"
+    proc = _run(
+        ["bench/bucket_padding.py", "--artifact", str(tiny_classifier_artifact),
+         "--data", str(shared_data / "ag_news" / "test.csv"), "--limit", "16", "--batch", "8",
+         "--ratios", "1.0,1.5", "--rounds", "2", "--json", str(out)],
+        timeout=300,
+    )  # fmt: skip
+    assert "ratio 1.5" in proc.stdout
+    report = json.loads(out.read_text())
+    assert (report["texts"], report["batch"]) == (16, 8)
+    rates = report["texts_per_s"][str(tiny_classifier_artifact)]
+    assert set(rates) == {"1", "1.5"}
+    assert all(len(passes) == 2 and min(passes) > 0 for passes in rates.values())
+
+
+def test_bucket_padding_refuses_a_ratio_below_one_in_one_line(
+    tiny_classifier_artifact: Path,
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "bench/bucket_padding.py", "--artifact", str(tiny_classifier_artifact),
+         "--ratios", "1.1,0.5"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "ratios are 1.0 or more" in proc.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.integration

@@ -39,7 +39,7 @@ def test_a_row_longer_than_the_budget_still_runs_alone() -> None:
 
 @pytest.mark.parametrize(
     ("device", "asked", "expected"),
-    [("cpu", None, 1.25), ("cuda", None, None), ("cuda", 2.0, 2.0), ("cpu", 1.5, 1.5)],
+    [("cpu", None, 1.1), ("cuda", None, None), ("cuda", 2.0, 2.0), ("cpu", 1.5, 1.5)],
 )
 def test_the_pad_ratio_is_bounded_on_cpu_and_open_on_a_gpu_unless_set(
     device: str, asked: float | None, expected: float | None

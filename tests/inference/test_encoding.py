@@ -25,7 +25,8 @@ def test_buckets_sort_by_length_and_respect_max_batch() -> None:
 
 def test_a_much_longer_row_starts_a_new_bucket_so_short_rows_are_not_padded_to_it() -> None:
     rows = _rows([100, 20, 21, 24, 25, 31])
-    buckets = [[len(rows[i].ids) for i in b] for b in length_buckets(rows, max_batch=32)]
+    split = length_buckets(rows, max_batch=32, max_pad_ratio=1.25)
+    buckets = [[len(rows[i].ids) for i in b] for b in split]
     # 25 <= 1.25 * 20 stays; 31 > 25 opens a bucket; 100 gets its own.
     assert buckets == [[20, 21, 24, 25], [31], [100]]
 

@@ -75,7 +75,8 @@ def test_classify_and_tag_gives_what_classify_and_entities_give_separately(
 
 
 def test_one_backend_pass_serves_both_answers(tiny_multitask_artifact: Path) -> None:
-    predictor = _load(tiny_multitask_artifact, concurrency=1)  # one backend to count
+    # One backend to count, and every text in one length bucket.
+    predictor = _load(tiny_multitask_artifact, concurrency=1, bucket_pad_ratio=2.0)
     counting = _CountingBackend(predictor.backend)
     predictor.backend = counting
     same_length = ["team win the game", "stock bank profit", "mary visited london"]
