@@ -15,38 +15,29 @@ falls on all of them alike; the median round per ratio is reported.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from stream_throughput import DEFAULT_DATA, agnews_records, model_text
+from timing import timed_passes
 
 from inference import InferenceSettings, MultiTaskPredictor, load_predictor
-from schemas.messages import TEXT_SEPARATOR
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "ag_news" / "test.csv"
 console = Console(width=120)
 
 
 def article_texts(path: Path, limit: int) -> list[str]:
-    """The first `limit` AG News test articles as the worker's model text: title, description."""
-    texts: list[str] = []
-    with path.open(encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh):
-            if len(texts) >= limit:
-                break
-            parts = (" ".join(row["title"].split()), " ".join(row["description"].split()))
-            texts.append(TEXT_SEPARATOR.join(p for p in parts if p))
-    return texts
+    """The first `limit` AG News test articles as the worker's model text: title, description
+    (the stream benchmark's messages, read as the worker reads them)."""
+    return [model_text(record) for record in agnews_records(path, limit, "padding")]
 
 
 def batch_call(artifact: Path, ratio: float, batch: int) -> Callable[[list[str]], object]:
@@ -61,10 +52,8 @@ def batch_call(artifact: Path, ratio: float, batch: int) -> Callable[[list[str]]
 
 def one_pass(call: Callable[[list[str]], object], texts: list[str], batch: int) -> float:
     """texts/s of one pass over `texts` in consecutive calls of `batch`."""
-    started = time.perf_counter()
-    for start in range(0, len(texts), batch):
-        call(texts[start : start + batch])
-    return len(texts) / (time.perf_counter() - started)
+    (times,) = timed_passes(call, texts, batch, 1, warmup_calls=0)
+    return len(texts) / sum(times)
 
 
 def measure(
