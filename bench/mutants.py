@@ -91,6 +91,19 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         guard="a failed delivery stops the agent at once, not when the next batch arrives",
     ),
+    Mutant(
+        name="deliveries-out-of-order",
+        path="stream/faust_app.py",
+        old=(
+            "                await self._settle(delivering)\n"
+            "                delivering = asyncio.ensure_future(\n"
+        ),
+        new="                delivering = asyncio.ensure_future(\n",
+        tests=(
+            f"{AGENT}::test_batches_are_acked_in_order_though_a_later_one_is_acknowledged_first",
+        ),
+        guard="a batch is delivered only after the batch before it (one delivery at a time)",
+    ),
     # Not listed: the agent's two shutdown guards (finishing a batch whose inference a
     # cancellation interrupts, and waiting for the last delivery before returning). faust's own
     # shutdown already stops the stream without cancelling the agent and flushes the producer

@@ -1,9 +1,13 @@
 """RouterAgent on its own: inputs acked only after every output is acknowledged, a failed
-delivery acks nothing, and the consumer-lag gauge."""
+delivery acks nothing, its batch loop (partial batches, in-order delivery, a quiet topic, a
+failed inference), and the consumer-lag gauge."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
@@ -148,3 +152,140 @@ def test_the_producer_gathers_a_batchs_outputs_for_the_configured_linger(tmp_pat
     app = create_app(settings, processor, ThreadPoolExecutor(1), StreamMetrics(CollectorRegistry()))
     # What aiokafka is given: records wait up to 7 ms for company in one produce request.
     assert app.producer._settings_default()["linger_ms"] == 7
+
+
+# ---- the agent's batch loop ------------------------------------------------------------------
+
+
+class FakeMessage:
+    def __init__(self, offset: int) -> None:
+        self.topic, self.partition, self.offset = "t.email", 0, offset
+        self.key, self.value, self.timestamp = b"k", b"not json", None
+        self.refs = 0
+
+    def incref(self) -> None:
+        self.refs += 1
+
+
+class FakeMessageEvent:
+    def __init__(self, offset: int) -> None:
+        self.message = FakeMessage(offset)
+
+
+class BatchStream(FakeStream):
+    """A stream whose take_events yields the given batches as fast as they are asked for (a
+    backlog), noting when each is taken; after the last it waits, like a quiet topic."""
+
+    def __init__(self, sizes: list[int], clock: list[tuple[str, int]]) -> None:
+        super().__init__()
+        offsets = iter(range(10_000))
+        self.batches = [[FakeMessageEvent(next(offsets)) for _ in range(n)] for n in sizes]
+        self.clock = clock
+
+    async def take_events(self, max_: int, within: float) -> Any:
+        for number, batch in enumerate(self.batches):
+            self.clock.append(("take", number))
+            yield batch
+        await asyncio.Event().wait()
+
+
+class TimedProcessor:
+    """The real processor (every record is invalid JSON: a dead letter each), taking
+    `seconds` a batch (or `slow[n]` for batch n) and noting when each batch starts and ends;
+    batches in `fail` raise (thread-safe: a second executor thread must not garble it)."""
+
+    def __init__(self, agent: RouterAgent, clock: list[tuple[str, int]], seconds: float) -> None:
+        self.inner = BatchProcessor.single(lambda: None, None, agent.settings.topics)  # type: ignore[arg-type,return-value]
+        self.clock, self.seconds = clock, seconds
+        self.calls = 0
+        self.fail: set[int] = set()
+        self.slow: dict[int, float] = {}
+        self.lock = threading.Lock()
+
+    def process(self, records: list[InboundRecord]) -> BatchResult:
+        with self.lock:
+            number, self.calls = self.calls, self.calls + 1
+            self.clock.append(("start", number))
+        time.sleep(self.slow.get(number, self.seconds))
+        if number in self.fail:
+            raise RuntimeError(f"batch {number} broke")
+        result = self.inner.process(records)
+        with self.lock:
+            self.clock.append(("end", number))
+        return result
+
+
+def _looping_agent(
+    sizes: list[int], seconds: float
+) -> tuple[RouterAgent, BatchStream, TimedProcessor, list[tuple[str, int]]]:
+    """An agent with batches of four and the worker's one-thread executor."""
+    settings = WorkerSettings(batch_size=4)
+    agent, topics = _agent(settings)
+    clock: list[tuple[str, int]] = []
+    processor = TimedProcessor(agent, clock, seconds)
+    agent.processor = processor  # type: ignore[assignment]
+    for topic in topics.values():
+        topic.send = _acknowledged(topic)  # type: ignore[method-assign]
+    return agent, BatchStream(sizes, clock), processor, clock
+
+
+def _acknowledged(topic: FakeTopic, slow_first: int = 0) -> Any:
+    """Sends the broker acknowledges at once, but for the first `slow_first` (after 0.3 s)."""
+
+    async def send(*, key: bytes | None, value: bytes) -> asyncio.Future[None]:
+        topic.sent.append((key, value))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        delay = 0.3 if len(topic.sent) <= slow_first else 0.0
+        loop.call_later(delay, future.set_result, None)
+        return future
+
+    return send
+
+
+async def _run_until_acked(agent: RouterAgent, stream: BatchStream, count: int) -> None:
+    task = asyncio.ensure_future(agent.run(stream))  # type: ignore[arg-type]
+    try:
+        deadline = time.monotonic() + 20
+        while len(stream.acked) < count:
+            assert not task.done(), task.exception()
+            assert time.monotonic() < deadline, f"only {len(stream.acked)} of {count} acked"
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_after_a_partial_batch_the_next_is_taken_only_once_its_inference_is_done() -> None:
+    agent, stream, _, clock = _looping_agent([3, 2, 3], seconds=0.05)
+    await _run_until_acked(agent, stream, 8)
+    for number in range(1, 3):
+        assert clock.index(("take", number)) > clock.index(("end", number - 1)), clock
+
+
+async def test_batches_are_acked_in_order_though_a_later_one_is_acknowledged_first() -> None:
+    agent, stream, processor, _ = _looping_agent([4, 4, 4, 4, 2, 4], seconds=0.05)
+    processor.slow = {2: 0.3, 3: 0.01}
+    # The first batch's outputs are acknowledged last.
+    dead_letters = agent.outputs[agent.settings.topics.dead_letter]
+    dead_letters.send = _acknowledged(dead_letters, slow_first=4)  # type: ignore[attr-defined,arg-type]
+    await _run_until_acked(agent, stream, 22)
+    assert stream.acked == [e for batch in stream.batches for e in batch]
+    sent = agent.outputs[agent.settings.topics.dead_letter].sent  # type: ignore[attr-defined]
+    assert len(sent) == 22
+
+
+async def test_a_full_batch_is_delivered_though_no_further_message_arrives() -> None:
+    agent, stream, _, _ = _looping_agent([4, 4, 4], seconds=0.05)
+    await _run_until_acked(agent, stream, 12)
+
+
+async def test_a_batch_whose_inference_fails_stops_the_agent_with_nothing_acked_from_it_on() -> (
+    None
+):
+    agent, stream, processor, _ = _looping_agent([4] * 6, seconds=0.05)
+    processor.fail = {3}
+    with pytest.raises(RuntimeError, match="batch 3 broke"):
+        await asyncio.wait_for(agent.run(stream), timeout=20)  # type: ignore[arg-type]
+    assert stream.acked == [e for batch in stream.batches[:3] for e in batch]
