@@ -418,14 +418,18 @@ def bare_inference(
     warm = texts[: args.batch_size]
     for call in calls:
         call(warm)
+    name = "bare inference (multitask)" if multitask else "bare inference"
+    # The same split as a worker's drain: this process is the inference, the rest is idle.
+    split = CpuSplit({name: os.getpid()})
+    split.start()
     start = time.perf_counter()
     for i in range(0, len(texts), args.batch_size):
         chunk = texts[i : i + args.batch_size]
         for call in calls:
             call(chunk)
     seconds = time.perf_counter() - start
-    name = "bare inference (multitask)" if multitask else "bare inference"
-    return SystemResult(name, len(texts), seconds, len(texts) / seconds)
+    cores = split.stop()
+    return SystemResult(name, len(texts), seconds, len(texts) / seconds, drain_cores=cores)
 
 
 # ---- orchestration --------------------------------------------------------------------------
@@ -538,13 +542,30 @@ def _result_cells(r: SystemResult) -> list[str]:
     ]
 
 
+def cpu_ms_per_message(result: SystemResult) -> dict[str, float]:
+    """Milliseconds of CPU a message over the drain (bare: the timed pass), by process and
+    for all of them together: the messages-per-core view of the split."""
+    rate = result.messages_per_s
+    used = {name: cores for name, cores in result.drain_cores.items() if name != "idle"}
+    if rate <= 0 or not used:
+        return {}
+    per = {name: round(cores / rate * 1000, 3) for name, cores in used.items()}
+    return {**per, "all": round(sum(used.values()) / rate * 1000, 3)}
+
+
 def cpu_lines(results: Sequence[SystemResult]) -> list[str]:
-    """Per system with a CPU split: the cores each process used over its backlog drain."""
+    """Per system with a CPU split: the cores each process used over its backlog drain (bare
+    inference: its timed pass), and the CPU a message that makes."""
     lines = []
     for r in results:
         if r.drain_cores:
             used = ", ".join(f"{name} {cores:.2f}" for name, cores in r.drain_cores.items())
-            lines.append(f"{r.system}, cores over the drain: {used} (of {os.cpu_count()})")
+            per = cpu_ms_per_message(r)
+            own = per.get(r.system)
+            cost = f"; {per['all']:.2f} ms of CPU a message" if per else ""
+            if own is not None and len(per) > 2:
+                cost += f" ({own:.2f} in {r.system})"
+            lines.append(f"{r.system}, cores over the drain: {used} (of {os.cpu_count()}){cost}")
     return lines
 
 
@@ -804,7 +825,12 @@ async def run(args: argparse.Namespace) -> int:
     if args.plot and swept:
         console.print(f"plot: {plot_sweep(args.plot, swept, args)}")
     if args.json:
-        payload: dict[str, object] = {"results": [asdict(r) for r in ordered], **ratios}
+        payload: dict[str, object] = {
+            "results": [
+                {**asdict(r), "cpu_ms_per_message": cpu_ms_per_message(r)} for r in ordered
+            ],
+            **ratios,
+        }
         if swept:
             payload["load_sweep"] = summary
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

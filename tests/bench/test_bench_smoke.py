@@ -97,16 +97,24 @@ def test_stream_throughput_load_sweep_in_smoke_mode(tmp_path: Path) -> None:
         half = report["load_sweep"][name]
         assert half["half_saturation"]["fraction"] == 0.5
         assert isinstance(half["meets_target"], bool)
-    # Where each drain's CPU went: the worker, the embedded broker, this load and the idle.
+    # Where each drain's CPU went: the worker, the embedded broker, this load and the idle;
+    # for bare inference, this process and the idle; and the CPU a message that makes.
     cores = os.cpu_count() or 1
     for result in report["results"]:
-        split = result["drain_cores"]
-        if not result["system"].startswith("worker"):
+        split, per = result["drain_cores"], result["cpu_ms_per_message"]
+        if result["system"].startswith("worker"):
+            assert set(split) == {result["system"], "broker", "load", "idle"}
+        elif result["system"].startswith("bare"):
+            assert set(split) == {result["system"], "idle"}
+        else:
             continue
-        assert set(split) == {result["system"], "broker", "load", "idle"}
         assert split[result["system"]] > 0 and all(v >= 0 for v in split.values())
         assert sum(split.values()) <= cores * 1.1
+        assert set(per) == set(split) - {"idle"} | {"all"}
+        expected = sum(v for k, v in split.items() if k != "idle") / result["messages_per_s"]
+        assert per["all"] == pytest.approx(expected * 1000, rel=0.01)
     assert "cores over the drain" in proc.stdout
+    assert "ms of CPU a message" in proc.stdout
     # The rest of the report is still there.
     assert {"bare_fraction", "multitask_bare_fraction"} <= set(report)
 
