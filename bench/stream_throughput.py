@@ -561,10 +561,9 @@ def cpu_lines(results: Sequence[SystemResult]) -> list[str]:
         if r.drain_cores:
             used = ", ".join(f"{name} {cores:.2f}" for name, cores in r.drain_cores.items())
             per = cpu_ms_per_message(r)
-            own = per.get(r.system)
             cost = f"; {per['all']:.2f} ms of CPU a message" if per else ""
-            if own is not None and len(per) > 2:
-                cost += f" ({own:.2f} in {r.system})"
+            if r.system in per and len(per) > 2:  # the system's own share, beside others'
+                cost += f" ({per[r.system]:.2f} in {r.system})"
             lines.append(f"{r.system}, cores over the drain: {used} (of {os.cpu_count()}){cost}")
     return lines
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -45,9 +44,19 @@ class FakeStream:
         return True
 
 
+class FakeMessage:
+    def __init__(self, offset: int) -> None:
+        self.topic, self.partition, self.offset = "t.email", 0, offset
+        self.key, self.value, self.timestamp = b"k", b"not json", None
+
+    def incref(self) -> None:
+        """faust's hold on an input until it is acked; nothing to hold here."""
+
+
 class FakeEvent:
     def __init__(self, offset: int) -> None:
         self.offset = offset
+        self.message = FakeMessage(offset)
 
 
 def _agent(settings: WorkerSettings) -> tuple[RouterAgent, dict[str, FakeTopic]]:
@@ -157,21 +166,6 @@ def test_the_producer_gathers_a_batchs_outputs_for_the_configured_linger(tmp_pat
 # ---- the agent's batch loop ------------------------------------------------------------------
 
 
-class FakeMessage:
-    def __init__(self, offset: int) -> None:
-        self.topic, self.partition, self.offset = "t.email", 0, offset
-        self.key, self.value, self.timestamp = b"k", b"not json", None
-        self.refs = 0
-
-    def incref(self) -> None:
-        self.refs += 1
-
-
-class FakeMessageEvent:
-    def __init__(self, offset: int) -> None:
-        self.message = FakeMessage(offset)
-
-
 class BatchStream(FakeStream):
     """A stream whose take_events yields the given batches as fast as they are asked for (a
     backlog), noting when each is taken; after the last it waits, like a quiet topic."""
@@ -179,7 +173,7 @@ class BatchStream(FakeStream):
     def __init__(self, sizes: list[int], clock: list[tuple[str, int]]) -> None:
         super().__init__()
         offsets = iter(range(10_000))
-        self.batches = [[FakeMessageEvent(next(offsets)) for _ in range(n)] for n in sizes]
+        self.batches = [[FakeEvent(next(offsets)) for _ in range(n)] for n in sizes]
         self.clock = clock
 
     async def take_events(self, max_: int, within: float) -> Any:
@@ -191,27 +185,22 @@ class BatchStream(FakeStream):
 
 class TimedProcessor:
     """The real processor (every record is invalid JSON: a dead letter each), taking
-    `seconds` a batch (or `slow[n]` for batch n) and noting when each batch starts and ends;
-    batches in `fail` raise (thread-safe: a second executor thread must not garble it)."""
+    `seconds` a batch and noting when each batch starts and ends; batches in `fail` raise."""
 
     def __init__(self, agent: RouterAgent, clock: list[tuple[str, int]], seconds: float) -> None:
         self.inner = BatchProcessor.single(lambda: None, None, agent.settings.topics)  # type: ignore[arg-type,return-value]
         self.clock, self.seconds = clock, seconds
         self.calls = 0
         self.fail: set[int] = set()
-        self.slow: dict[int, float] = {}
-        self.lock = threading.Lock()
 
     def process(self, records: list[InboundRecord]) -> BatchResult:
-        with self.lock:
-            number, self.calls = self.calls, self.calls + 1
-            self.clock.append(("start", number))
-        time.sleep(self.slow.get(number, self.seconds))
+        number, self.calls = self.calls, self.calls + 1
+        self.clock.append(("start", number))
+        time.sleep(self.seconds)
         if number in self.fail:
             raise RuntimeError(f"batch {number} broke")
         result = self.inner.process(records)
-        with self.lock:
-            self.clock.append(("end", number))
+        self.clock.append(("end", number))
         return result
 
 
@@ -265,8 +254,7 @@ async def test_after_a_partial_batch_the_next_is_taken_only_once_its_inference_i
 
 
 async def test_batches_are_acked_in_order_though_a_later_one_is_acknowledged_first() -> None:
-    agent, stream, processor, _ = _looping_agent([4, 4, 4, 4, 2, 4], seconds=0.05)
-    processor.slow = {2: 0.3, 3: 0.01}
+    agent, stream, _, _ = _looping_agent([4, 4, 4, 4, 2, 4], seconds=0.05)
     # The first batch's outputs are acknowledged last.
     dead_letters = agent.outputs[agent.settings.topics.dead_letter]
     dead_letters.send = _acknowledged(dead_letters, slow_first=4)  # type: ignore[attr-defined,arg-type]
