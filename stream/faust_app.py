@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
@@ -27,11 +27,32 @@ log = structlog.get_logger(__name__)
 
 
 def _raw_topic(app: faust.App, *names: str) -> faust.TopicT:
-    # Raw bytes in and out: the worker validates payloads itself, so a bad one is dead-lettered
+    # Raw bytes in: the worker validates payloads itself, so a bad one is dead-lettered
     # instead of failing inside faust's deserializer.
     return app.topic(
         *names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
+
+
+class _Output:
+    """One output topic, written through the app's producer.
+
+    faust's `Topic.send` wraps each record in pending and future messages, serializer calls,
+    sensor hooks and a completion callback; the worker's outputs are bytes already, and it
+    waits on the broker's acknowledgements itself, so the records go to the producer as they
+    are. The topics exist already (`textroute topics` or the worker's start)."""
+
+    def __init__(self, app: faust.App, topic: str) -> None:
+        self.app = app
+        self.topic = topic
+
+    async def send(self, *, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        """Queue the record; the returned future resolves when the broker acknowledges it."""
+        producer = await self.app.maybe_start_producer()
+        sent: Awaitable[Any] = await producer.send(
+            self.topic, key, value, partition=None, timestamp=None, headers=None
+        )
+        return sent
 
 
 def faust_broker_options(broker: BrokerSettings) -> dict[str, Any]:
@@ -108,7 +129,7 @@ class RouterAgent:
         self.metrics = metrics
         t = settings.topics
         self.outputs = {
-            name: _raw_topic(app, name) for name in (t.routed, t.dead_letter, t.archive, t.shadow)
+            name: _Output(app, name) for name in (t.routed, t.dead_letter, t.archive, t.shadow)
         }
         #: (topic, partition) -> next offset to process, for the consumer-lag gauge.
         self.positions: dict[tuple[str, int], int] = {}
