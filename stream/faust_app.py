@@ -40,7 +40,8 @@ class _Output:
     faust's `Topic.send` wraps each record in pending and future messages, serializer calls,
     sensor hooks and a completion callback; the worker's outputs are bytes already, and it
     waits on the broker's acknowledgements itself, so the records go to the producer as they
-    are. The topics exist already (`textroute topics` or the worker's start)."""
+    are. faust never declared these topics either: the deployment creates them (compose's
+    `topic-init`, `deploy/kafka/create-topics.sh`, or `textroute produce` and the demo)."""
 
     def __init__(self, app: faust.App, topic: str) -> None:
         self.app = app
