@@ -109,7 +109,12 @@ def test_stream_throughput_load_sweep_in_smoke_mode(tmp_path: Path) -> None:
         else:
             continue
         assert split[result["system"]] > 0 and all(v >= 0 for v in split.values())
-        assert sum(split.values()) <= cores * 1.1
+        # /proc counts in clock ticks: each figure may be a tick off at either end of the
+        # window (the idle one a tick per core), which a smoke drain's fraction of a second
+        # magnifies; beyond that the split cannot hold more cores than the machine has.
+        tick = 1 / os.sysconf("SC_CLK_TCK")
+        slack = 2 * tick * (len(split) - 1 + cores) / result["seconds"]
+        assert sum(split.values()) <= cores * 1.05 + slack, (split, result["seconds"])
         assert set(per) == set(split) - {"idle"} | {"all"}
         expected = sum(v for k, v in split.items() if k != "idle") / result["messages_per_s"]
         assert per["all"] == pytest.approx(expected * 1000, rel=0.01)
