@@ -33,7 +33,7 @@ class _Consumer(driver.Consumer):
         fetched batch to the streams under one wait instead of one per message.
 
         faust races each message's hand-off against the flow suspension, stop and crash
-        events: four tasks and an `asyncio.wait` a message, 38 us each on an idle loop. Here
+        events: four tasks, an `asyncio.wait` and their cancellation a message. Here
         the batch is fetched as faust fetches it (waiting there while the flow is suspended),
         and one such race covers its hand-off. A suspension (a rebalance) cancels the rest of
         it: those messages are not handed over, and the seek to the committed offsets that

@@ -22,16 +22,23 @@ from stream.processor import BatchProcessor, BatchResult, InboundRecord
 
 
 class FakeTopic:
-    """An output topic whose sends resolve when the test says so."""
+    """An output topic whose sends resolve when the test says so; once `acknowledging`, the
+    broker acknowledges each at once, but the first `slow_first` after 0.3 s."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[bytes | None, bytes]] = []
         self.futures: list[asyncio.Future[None]] = []
+        self.acknowledging = False
+        self.slow_first = 0
 
     async def send(self, *, key: bytes | None, value: bytes) -> asyncio.Future[None]:
         self.sent.append((key, value))
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self.futures.append(future)
+        if self.acknowledging:
+            delay = 0.3 if len(self.sent) <= self.slow_first else 0.0
+            loop.call_later(delay, future.set_result, None)
         return future
 
 
@@ -206,30 +213,17 @@ class TimedProcessor:
 
 def _looping_agent(
     sizes: list[int], seconds: float
-) -> tuple[RouterAgent, BatchStream, TimedProcessor, list[tuple[str, int]]]:
-    """An agent with batches of four and the worker's one-thread executor."""
+) -> tuple[RouterAgent, dict[str, FakeTopic], BatchStream, TimedProcessor, list[tuple[str, int]]]:
+    """An agent with batches of four, the worker's one-thread executor and a broker that
+    acknowledges every output."""
     settings = WorkerSettings(batch_size=4)
     agent, topics = _agent(settings)
     clock: list[tuple[str, int]] = []
     processor = TimedProcessor(agent, clock, seconds)
     agent.processor = processor  # type: ignore[assignment]
     for topic in topics.values():
-        topic.send = _acknowledged(topic)  # type: ignore[method-assign]
-    return agent, BatchStream(sizes, clock), processor, clock
-
-
-def _acknowledged(topic: FakeTopic, slow_first: int = 0) -> Any:
-    """Sends the broker acknowledges at once, but for the first `slow_first` (after 0.3 s)."""
-
-    async def send(*, key: bytes | None, value: bytes) -> asyncio.Future[None]:
-        topic.sent.append((key, value))
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        delay = 0.3 if len(topic.sent) <= slow_first else 0.0
-        loop.call_later(delay, future.set_result, None)
-        return future
-
-    return send
+        topic.acknowledging = True
+    return agent, topics, BatchStream(sizes, clock), processor, clock
 
 
 async def _run_until_acked(agent: RouterAgent, stream: BatchStream, count: int) -> None:
@@ -247,32 +241,31 @@ async def _run_until_acked(agent: RouterAgent, stream: BatchStream, count: int) 
 
 
 async def test_after_a_partial_batch_the_next_is_taken_only_once_its_inference_is_done() -> None:
-    agent, stream, _, clock = _looping_agent([3, 2, 3], seconds=0.05)
+    agent, _, stream, _, clock = _looping_agent([3, 2, 3], seconds=0.05)
     await _run_until_acked(agent, stream, 8)
     for number in range(1, 3):
         assert clock.index(("take", number)) > clock.index(("end", number - 1)), clock
 
 
 async def test_batches_are_acked_in_order_though_a_later_one_is_acknowledged_first() -> None:
-    agent, stream, _, _ = _looping_agent([4, 4, 4, 4, 2, 4], seconds=0.05)
+    agent, topics, stream, _, _ = _looping_agent([4, 4, 4, 4, 2, 4], seconds=0.05)
     # The first batch's outputs are acknowledged last.
-    dead_letters = agent.outputs[agent.settings.topics.dead_letter]
-    dead_letters.send = _acknowledged(dead_letters, slow_first=4)  # type: ignore[attr-defined,arg-type]
+    dead_letters = topics[agent.settings.topics.dead_letter]
+    dead_letters.slow_first = 4
     await _run_until_acked(agent, stream, 22)
     assert stream.acked == [e for batch in stream.batches for e in batch]
-    sent = agent.outputs[agent.settings.topics.dead_letter].sent  # type: ignore[attr-defined]
-    assert len(sent) == 22
+    assert len(dead_letters.sent) == 22
 
 
 async def test_a_full_batch_is_delivered_though_no_further_message_arrives() -> None:
-    agent, stream, _, _ = _looping_agent([4, 4, 4], seconds=0.05)
+    agent, _, stream, _, _ = _looping_agent([4, 4, 4], seconds=0.05)
     await _run_until_acked(agent, stream, 12)
 
 
 async def test_a_batch_whose_inference_fails_stops_the_agent_with_nothing_acked_from_it_on() -> (
     None
 ):
-    agent, stream, processor, _ = _looping_agent([4] * 6, seconds=0.05)
+    agent, _, stream, processor, _ = _looping_agent([4] * 6, seconds=0.05)
     processor.fail = {3}
     with pytest.raises(RuntimeError, match="batch 3 broke"):
         await asyncio.wait_for(agent.run(stream), timeout=20)  # type: ignore[arg-type]
