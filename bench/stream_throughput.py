@@ -8,7 +8,8 @@ In one run, on the same messages, through the same broker, measures:
 - naive: an aiokafka loop calling `transformers.pipeline` (classification + NER) per message and
   producing each result with send_and_wait, measured the same way;
 - bare: the inference layer alone (Predictor.classify + entities in batches of the worker's
-  batch size) on the same texts, no Kafka: the ceiling the worker can approach;
+  batch size) on the same texts, no Kafka: the ceiling the worker can approach, timed once
+  before the worker's run and once after it, the ratio taking both;
 - with --multitask DIR, the same worker and bare inference with ONE classify-and-tag artifact
   (TEXTROUTE_WORKER_MODEL_DIR; classify_and_tag, one encoder pass per message), against the
   same naive two-pipeline consumer.
@@ -101,6 +102,9 @@ class SystemResult:
     sweep: list[LoadPoint] = field(default_factory=list)
     #: Cores each process used over the backlog drain, and the cores left idle (Linux).
     drain_cores: dict[str, float] = field(default_factory=dict)
+    #: Bare inference: the rate of each timed pass, the one before the worker's run and the
+    #: one after it; `messages_per_s` is their combined rate.
+    passes_per_s: list[float] = field(default_factory=list)
 
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -432,6 +436,40 @@ def bare_inference(
     return SystemResult(name, len(texts), seconds, len(texts) / seconds, drain_cores=cores)
 
 
+def around(before: SystemResult, after: SystemResult) -> SystemResult:
+    """Two passes of bare inference, one on each side of a worker's run, as one result: the
+    ratio to the worker then holds whichever way the machine's speed drifts meanwhile (on a
+    shared VM one pass alone varies by a tenth between runs)."""
+    seconds = before.seconds + after.seconds
+    cores = {
+        name: round(
+            (before.drain_cores[name] * before.seconds + after.drain_cores[name] * after.seconds)
+            / seconds,
+            3,
+        )
+        for name in before.drain_cores.keys() & after.drain_cores.keys()
+    }
+    messages = before.messages + after.messages
+    return SystemResult(
+        before.system,
+        messages,
+        seconds,
+        messages / seconds,
+        drain_cores=cores,
+        passes_per_s=[before.messages_per_s, after.messages_per_s],
+    )
+
+
+def passes_lines(results: Sequence[SystemResult]) -> list[str]:
+    """Each bare inference's passes on either side of its worker's run."""
+    return [
+        f"{r.system}: {r.passes_per_s[0]:.1f} msg/s before the worker's run, "
+        f"{r.passes_per_s[1]:.1f} after; the ratios take both"
+        for r in results
+        if len(r.passes_per_s) == 2
+    ]
+
+
 # ---- orchestration --------------------------------------------------------------------------
 
 
@@ -687,7 +725,7 @@ def markdown(
     for r in results:
         lines.append("| " + " | ".join(_result_cells(r)) + " |")
     lines.append("")
-    lines += [f"{line}." for line in cpu_lines(results)]
+    lines += [f"{line}." for line in cpu_lines(results) + passes_lines(results)]
     if "bare_fraction" in ratios:
         lines.append(
             f"Worker throughput: {ratios['bare_fraction']:.0%} of bare inference (target >= 80%)"
@@ -772,23 +810,28 @@ async def run(args: argparse.Namespace) -> int:
             n = max(args.sweep_min_messages, round(offered * args.sweep_seconds))
             return make_records(args.texts, n, f"s{step}{tag}", 3 + step, data=args.data)
 
+        # Bare inference runs before and after each worker, so that the ratio between them
+        # spans the same stretch of the machine's time.
         if not args.only_multitask:
-            results["bare inference"] = bare_inference(args, texts)
+            bare = bare_inference(args, texts)
             topics = _topics(tag, "worker")
             results["worker"] = await measure_system(
                 "worker", _worker_factory(args, bootstrap, topics, work, tag), broker, topics,
                 records, paced, args.latency_rate, args.timeout,
                 sweep=args.load_sweep, sweep_records=sweep_records, broker_pid=broker_pid,
             )  # fmt: skip
+            results["bare inference"] = around(bare, bare_inference(args, texts))
         if args.multitask:
             name = "worker (multitask)"
-            results["bare inference (multitask)"] = bare_inference(args, texts, multitask=True)
+            bare = bare_inference(args, texts, multitask=True)
             topics = _topics(tag, "worker-mt")
             results[name] = await measure_system(
                 name, _worker_factory(args, bootstrap, topics, work, tag, multitask=True),
                 broker, topics, records, paced, args.latency_rate, args.timeout,
                 sweep=args.load_sweep, sweep_records=sweep_records, broker_pid=broker_pid,
             )  # fmt: skip
+            after = bare_inference(args, texts, multitask=True)
+            results["bare inference (multitask)"] = around(bare, after)
         if not args.skip_naive:
             n = min(args.naive_messages, len(records))
             topics = _topics(tag, "naive")
@@ -812,7 +855,7 @@ async def run(args: argparse.Namespace) -> int:
     ordered = [results[k] for k in order if k in results]
     ratios = verdict(results)
     console.print(table(ordered))
-    for line in cpu_lines(ordered):
+    for line in cpu_lines(ordered) + passes_lines(ordered):
         console.print(line)
     console.print(ratios)
     swept = [r for r in ordered if r.sweep]

@@ -106,6 +106,9 @@ def test_stream_throughput_load_sweep_in_smoke_mode(tmp_path: Path) -> None:
             assert set(split) == {result["system"], "broker", "load", "idle"}
         elif result["system"].startswith("bare"):
             assert set(split) == {result["system"], "idle"}
+            # Timed on both sides of its worker's run; the rate is the two passes together.
+            before, after = result["passes_per_s"]
+            assert min(before, after) <= result["messages_per_s"] <= max(before, after)
         else:
             continue
         assert split[result["system"]] > 0 and all(v >= 0 for v in split.values())

@@ -102,6 +102,24 @@ def test_sweep_summary_judges_p99_at_half_saturation(
     assert out.read_bytes().startswith(PNG)
 
 
+def test_bare_inference_on_both_sides_of_the_worker_counts_as_their_combined_rate(
+    bench_module: BenchModule,
+) -> None:
+    st = bench_module("stream_throughput")
+    name = "bare inference"
+    before = st.SystemResult(name, 3000, 2.0, 1500.0, drain_cores={name: 1.6, "idle": 0.4})
+    after = st.SystemResult(name, 3000, 3.0, 1000.0, drain_cores={name: 1.8, "idle": 0.2})
+
+    both = st.around(before, after)
+    # 6,000 texts in 5 s, not the mean of the two rates (1,250): the slower pass weighs more.
+    assert both.messages_per_s == pytest.approx(1200.0)
+    assert both.passes_per_s == [1500.0, 1000.0]
+    assert both.drain_cores == {name: pytest.approx(1.72), "idle": pytest.approx(0.28)}
+    assert st.passes_lines([both]) == [
+        "bare inference: 1500.0 msg/s before the worker's run, 1000.0 after; the ratios take both"
+    ]
+
+
 def test_memory_reads_this_process_and_finds_a_session_metric(bench_module: BenchModule) -> None:
     memory = bench_module("memory")
     status = memory.proc_status(os.getpid())
